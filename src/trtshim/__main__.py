@@ -1,0 +1,3 @@
+from trtshim.cli import main
+
+raise SystemExit(main())

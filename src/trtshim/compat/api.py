@@ -1,0 +1,56 @@
+"""``compile``: detect -> select fixes -> backend -> ``CompiledModule``."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from trtshim.compat import backends
+from trtshim.compat.environment import detect
+from trtshim.compat.module import CompiledModule
+from trtshim.errors import OptionError, UnsupportedModelError
+from trtshim.fixes import REGISTRY, select
+
+
+def compile(  # noqa: A001  (the public name users expect, like torch.compile)
+    model: torch.nn.Module,
+    example_inputs: Sequence[Any] | torch.Tensor,
+    *,
+    backend: str = "auto",
+    dynamic_shapes: Any = None,
+    precision: str = "fp32",
+    torch_executed_ops: Sequence[str] = (),
+    example_kwargs: dict[str, Any] | None = None,
+    **backend_options: Any,
+) -> CompiledModule:
+    """Compile ``model`` for deployment, the same way on every supported torch / torch_tensorrt.
+
+    ``backend``: ``"auto"`` (TensorRT when it can run here, else ``"export"``, announced with a
+    ``BackendFallbackWarning``), ``"export"`` (torch-only) or ``"tensorrt"``.
+    ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+    ``torch_executed_ops``: ops that must stay in PyTorch (every op does on the export backend).
+    ``backend_options``: backend specific; an unknown one is an error, never dropped.
+    """
+    from trtshim.compat.backends import export as export_backend
+
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedModelError(f"compile() takes an nn.Module, got {type(model).__name__}")
+    args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+    if precision not in export_backend.PRECISIONS:
+        raise OptionError(f"precision={precision!r} is not supported", f"use one of {', '.join(export_backend.PRECISIONS)}")
+    if isinstance(torch_executed_ops, str):
+        raise OptionError("torch_executed_ops must be a collection of op names, not one string", "wrap it: [name]")
+    name = backends.resolve(backend)
+    env = detect()
+    report = select(env, REGISTRY, stage="export")
+    program = export_backend.export(
+        model,
+        args,
+        dict(example_kwargs or {}),
+        env=env,
+        dynamic_shapes=dynamic_shapes,
+        precision=precision,
+        options=backend_options,
+    )
+    return CompiledModule(program, backend=name, environment=env, fixes=report)

@@ -1,0 +1,69 @@
+"""The torch-only backend: ``torch.export.export`` with every version-dependent default made explicit."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+
+from trtshim.compat.environment import Environment
+from trtshim.errors import CompileError, OptionError
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+OPTIONS = ("strict", "ir")
+IRS = ("inference", "training")
+
+
+def default_strict(env: Environment) -> bool:
+    """Our explicit ``strict`` choice. torch flipped its default to False in 2.8; non-strict export
+    matured in 2.5, so we ask for non-strict from 2.5 on and strict before, on every release alike."""
+    release = env.torch.release if env.torch else None
+    return bool(release is not None and release.release[:2] < (2, 5))
+
+
+def returns_training_ir(env: Environment) -> bool:
+    """torch >= 2.6 ``export`` returns the training IR; inference IR needs ``run_decompositions``."""
+    release = env.torch.release if env.torch else None
+    return bool(release is not None and release.release[:2] >= (2, 6))
+
+
+def _cast(x: Any, dtype: torch.dtype) -> Any:
+    return x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+
+def export(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    env: Environment,
+    dynamic_shapes: Any = None,
+    precision: str = "fp32",
+    options: dict[str, Any],
+) -> ExportedProgram:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise OptionError(
+            f"the export backend does not take option(s) {', '.join(unknown)}",
+            f"its options are: {', '.join(OPTIONS)}",
+        )
+    ir = options.get("ir", "inference")
+    if ir not in IRS:
+        raise OptionError(f"ir={ir!r} is not one of {IRS}")
+    if precision != "fp32":
+        dtype = PRECISIONS[precision]
+        model = copy.deepcopy(model).to(dtype)
+        args = tuple(_cast(a, dtype) for a in args)
+        kwargs = {k: _cast(v, dtype) for k, v in kwargs.items()}
+    strict = options.get("strict")
+    strict = default_strict(env) if strict is None else bool(strict)
+    try:
+        ep = torch.export.export(model, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CompileError(f"torch.export.export failed (strict={strict}): {type(exc).__name__}: {first}") from exc
+    if ir == "inference" and returns_training_ir(env):
+        ep = ep.run_decompositions({})
+    return ep

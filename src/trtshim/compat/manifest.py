@@ -1,0 +1,91 @@
+"""The JSON manifest stored inside every artifact, and reading it without deserializing anything.
+
+Torch-free: ``trtshim inspect`` and the first steps of ``load`` use only ``zipfile`` and ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any
+
+from trtshim.errors import ArtifactNotFoundError, CorruptedArtifactError, NotAnArtifactError
+
+MANIFEST_NAME = "trtshim_manifest.json"
+MANIFEST_SCHEMA = 1
+_ZIP_MAGIC = b"PK\x03\x04"
+# Entries that mark a torch.export archive: the legacy zip (<= 2.7) and the PT2 archive (>= 2.8).
+_EXPORT_MARKERS = ("serialized_exported_program.json", "models/model.json", "/models/", "archive_format")
+_TORCHSCRIPT_MARKERS = ("constants.pkl", "/code/")
+
+
+def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
+    if not os.path.exists(path):
+        raise ArtifactNotFoundError(f"no such file: {path}")
+    if os.path.isdir(path):
+        raise NotAnArtifactError(f"{path} is a folder, not an artifact file")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        if head == _ZIP_MAGIC:
+            raise CorruptedArtifactError(f"{path} is a damaged zip archive (truncated?): {exc}") from exc
+        shown = head.hex() if head else "an empty file"
+        raise NotAnArtifactError(f"{path} is not a zip archive (it starts with {shown})") from exc
+    return zf, zf.namelist()
+
+
+def archive_kind(names: list[str]) -> str:
+    """``"torch.export"``, ``"torchscript"`` or ``"unknown"`` from the entry names of a zip."""
+    if any(n.endswith(m) or m in n for n in names for m in _EXPORT_MARKERS):
+        return "torch.export"
+    if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
+        return "torchscript"
+    return "unknown"
+
+
+def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str]:
+    """(manifest or None, archive kind) read straight from the zip; nothing is deserialized."""
+    path = os.fspath(path)
+    zf, names = _entries(path)
+    with zf:
+        kind = archive_kind(names)
+        if kind == "unknown":
+            raise NotAnArtifactError(f"{path} is a zip archive, but not a torch.export or TorchScript one")
+        entry = next((n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_NAME), None)
+        if entry is None:
+            return None, kind
+        try:
+            data = zf.read(entry)
+            manifest = json.loads(data.decode("utf-8"))
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise CorruptedArtifactError(f"the manifest inside {path} cannot be read: {exc}") from exc
+    if not isinstance(manifest, dict) or "schema" not in manifest:
+        raise CorruptedArtifactError(f"the manifest inside {path} is not a trtshim manifest")
+    return manifest, kind
+
+
+def format_manifest(manifest: dict[str, Any]) -> str:
+    """A human summary of a manifest (``trtshim inspect``)."""
+    env = manifest.get("environment", {})
+    lines = [
+        f"trtshim artifact (manifest schema {manifest.get('schema')}, written by trtshim {manifest.get('trtshim')})",
+        f"  created        {manifest.get('created')}",
+        f"  backend        {manifest.get('backend')}   format {manifest.get('format')}",
+        f"  torch          {env.get('torch')}   CUDA {env.get('cuda') or 'none (CPU build)'}"
+        f"   export schema {manifest.get('export_schema')}",
+        f"  torch_tensorrt {env.get('torch_tensorrt') or '-'}"
+        + (f" [{env.get('torch_tensorrt_flavour')}]" if env.get("torch_tensorrt") else ""),
+        f"  tensorrt       {env.get('tensorrt_version') or '-'}",
+        f"  python         {env.get('python')} ({env.get('platform')})",
+    ]
+    for i, spec in enumerate(manifest.get("inputs", [])):
+        dyn = ", ".join(f"dim {d['axis']}: {d['symbol']} in [{d['min']}, {d['max']}]" for d in spec.get("dynamic", []))
+        lines.append(f"  input {i}        {spec.get('name')} {spec.get('dtype')} {spec.get('shape')}" + (f"  ({dyn})" if dyn else ""))
+    ops = manifest.get("custom_ops", [])
+    lines.append("  custom ops     " + (", ".join(f"{o['qualname']} ({o.get('module') or '?'})" for o in ops) or "none"))
+    fixes = [f["id"] for f in manifest.get("fixes", []) if f.get("applied")]
+    lines.append("  fixes applied  " + (", ".join(fixes) or "none"))
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""Read an ExportedProgram through its graph signature: what each placeholder is bound to.
+
+Lifted values are resolved only through ``input_specs[i].target`` (an FQN) into ``state_dict`` /
+``constants``, never by placeholder name or position (upstream TensorRT#4349 keyed on names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind, OutputKind
+
+from trtshim.errors import TrtShimError
+
+LIFTED_KINDS = ("PARAMETER", "BUFFER", "CONSTANT_TENSOR", "CUSTOM_OBJ", "TOKEN")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One placeholder of the flat graph: a user input (``index``) or a lifted value (``kind``, ``target``)."""
+
+    kind: str  # InputKind name
+    name: str  # placeholder name
+    target: str | None  # FQN of the lifted value
+    persistent: bool | None = None
+    index: int | None = None  # position among user inputs
+
+
+def program_constants(ep: ExportedProgram) -> dict[str, Any]:
+    """``ep.constants`` (torch >= 2.3) or ``ep.tensor_constants`` (2.2)."""
+    consts = getattr(ep, "constants", None)
+    if consts is None:
+        consts = getattr(ep, "tensor_constants", None) or {}
+    return dict(consts)
+
+
+def input_slots(ep: ExportedProgram) -> list[Slot]:
+    slots: list[Slot] = []
+    user = 0
+    for spec in ep.graph_signature.input_specs:
+        kind = spec.kind.name
+        name = getattr(spec.arg, "name", "")
+        if spec.kind == InputKind.USER_INPUT:
+            slots.append(Slot(kind, name, None, index=user))
+            user += 1
+        else:
+            slots.append(Slot(kind, name, spec.target, getattr(spec, "persistent", None)))
+    return slots
+
+
+def lifted_value(ep: ExportedProgram, slot: Slot, constants: dict[str, Any]) -> Any:
+    """The value a lifted placeholder is bound to."""
+    if slot.kind == "TOKEN":
+        return torch.empty(0)
+    target = slot.target or ""
+    if slot.kind == "PARAMETER" or (slot.kind == "BUFFER" and slot.persistent is not False):
+        if target in ep.state_dict:
+            return ep.state_dict[target]
+    if target in constants:
+        return constants[target]
+    if target in ep.state_dict:
+        return ep.state_dict[target]
+    raise TrtShimError(
+        f"program input {slot.name!r} ({slot.kind}) is bound to {target!r}, which the program does not hold",
+        "the ExportedProgram is inconsistent; re-export the model",
+    )
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    user: tuple[int, ...]  # positions of user outputs in the flat graph output
+    mutations: tuple[tuple[int, str], ...]  # (position, buffer FQN) written back after each call
+    total: int
+
+
+def output_plan(ep: ExportedProgram) -> OutputPlan:
+    user: list[int] = []
+    mutations: list[tuple[int, str]] = []
+    specs = ep.graph_signature.output_specs
+    for i, spec in enumerate(specs):
+        if spec.kind == OutputKind.BUFFER_MUTATION:
+            mutations.append((i, str(spec.target)))
+        elif spec.kind in (OutputKind.USER_OUTPUT,) or spec.kind.name == "USER_INPUT_MUTATION":
+            if spec.kind == OutputKind.USER_OUTPUT:
+                user.append(i)
+        # LOSS_OUTPUT, GRADIENT_TO_*, TOKEN: not user-visible at inference
+    return OutputPlan(tuple(user), tuple(mutations), len(specs))
+
+
+def user_input_placeholders(ep: ExportedProgram) -> list[torch.fx.Node]:
+    phs = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    slots = input_slots(ep)
+    if len(phs) != len(slots):
+        raise TrtShimError(
+            f"the program's graph has {len(phs)} placeholders but its signature lists {len(slots)} inputs",
+            "the ExportedProgram was built inconsistently (upstream TensorRT#2576); re-export it",
+        )
+    return [n for n, s in zip(phs, slots) if s.kind == "USER_INPUT"]
+
+
+def custom_ops(ep: ExportedProgram) -> list[torch._ops.OpOverload]:
+    """Every non-aten operator overload the graph calls, in first-use order (nested graphs included)."""
+    seen: dict[str, torch._ops.OpOverload] = {}
+
+    def visit(gm: torch.fx.GraphModule) -> None:
+        for node in gm.graph.nodes:
+            t = node.target
+            if node.op == "call_function" and isinstance(t, torch._ops.OpOverload):
+                ns = t.namespace
+                if ns not in ("aten", "prim", "prims"):
+                    seen.setdefault(t.name(), t)
+        for child in gm.children():
+            if isinstance(child, torch.fx.GraphModule):
+                visit(child)
+
+    visit(ep.graph_module)
+    return list(seen.values())

@@ -1,0 +1,99 @@
+"""The errors and warnings trtshim raises. Importing this module imports no torch.
+
+Every error carries a one-line ``reason`` and a ``hint`` (what to do about it);
+the original exception, where there is one, is chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+
+class TrtShimError(Exception):
+    """Base class of every error trtshim raises on purpose."""
+
+    default_hint = "see `trtshim doctor` for the state of this environment"
+
+    def __init__(self, reason: str, hint: str | None = None) -> None:
+        self.reason = reason.strip().splitlines()[0] if reason.strip() else type(self).__name__
+        self.hint = hint if hint is not None else self.default_hint
+        super().__init__(f"{self.reason}\n  hint: {self.hint}")
+
+
+# --- artifacts (save / load) ------------------------------------------------------------------
+
+
+class ArtifactError(TrtShimError):
+    """Something is wrong with an artifact file."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    default_hint = "check the path; `trtshim inspect FILE` reads an artifact without loading it"
+
+
+class NotAnArtifactError(ArtifactError):
+    default_hint = "pass a file written by trtshim.compat.save or torch.export.save"
+
+
+class CorruptedArtifactError(ArtifactError):
+    default_hint = "the file is damaged (truncated copy or partial download?): save it again"
+
+
+class MissingManifestError(ArtifactError):
+    default_hint = "re-save it with trtshim.compat.save, or load with strict=False to skip provenance checks"
+
+
+class IncompatibleArtifactError(ArtifactError):
+    default_hint = "load it with the torch release line it was saved with (see `trtshim inspect FILE`)"
+
+
+class MissingOpError(ArtifactError):
+    default_hint = "import the module that defines the op before loading, or pass load(..., allow_imports=[...])"
+
+
+# --- compile / call ---------------------------------------------------------------------------
+
+
+class BackendError(TrtShimError):
+    """A backend cannot be used or failed."""
+
+
+class BackendUnavailableError(BackendError):
+    default_hint = "use backend='auto' or backend='export'; `trtshim doctor` says what is missing"
+
+
+class CompileError(BackendError):
+    default_hint = "the chained exception is the backend's own error; `trtshim doctor` shows the versions in use"
+
+
+class OptionError(TrtShimError, TypeError):
+    """An option the chosen backend does not accept."""
+
+    default_hint = "see the backend's options in trtshim.compat.backends"
+
+
+class InputMismatchError(TrtShimError, ValueError):
+    """Inputs given to a compiled module do not match what it was compiled for."""
+
+    default_hint = "pass inputs with the count, rank, dtype and device given at compile time"
+
+
+class UnsupportedModelError(TrtShimError, TypeError):
+    default_hint = "compile an nn.Module (or a callable wrapped in one)"
+
+
+# --- warnings ---------------------------------------------------------------------------------
+
+
+class TrtShimWarning(UserWarning):
+    """Base class of every warning trtshim emits."""
+
+
+class BackendFallbackWarning(TrtShimWarning):
+    """backend='auto' could not use TensorRT and fell back to the torch-only backend."""
+
+
+class ProvenanceWarning(TrtShimWarning):
+    """An artifact has no trtshim manifest, so nothing about its origin could be checked."""
+
+
+class ArtifactCompatibilityWarning(TrtShimWarning):
+    """An artifact comes from a different (but loadable) stack; behaviour may differ."""

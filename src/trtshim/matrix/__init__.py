@@ -1,0 +1,1 @@
+"""The version matrix: which torch / torch_tensorrt / TensorRT releases pair, generated from PyPI metadata."""
