@@ -21,7 +21,7 @@ from trtshim._version import __version__
 from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
-from trtshim.compat.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, read_manifest
+from trtshim.compat.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, read_manifest, verify_checksums
 from trtshim.compat.module import CompiledModule, input_specs_of
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
@@ -171,13 +171,18 @@ def load(
     *,
     device: str | torch.device | None = None,
     strict: bool = False,
+    verify: bool = True,
 ) -> CompiledModule:
     """Load an artifact written by ``save`` (or any torch.export archive) as a ``CompiledModule``.
 
-    ``strict=True`` refuses archives without a trtshim manifest instead of warning.
+    ``device``: where weights, buffers and lifted constants go. ``strict=True`` refuses archives
+    without a trtshim manifest instead of warning. ``verify`` checks every member's CRC-32 first
+    (one extra read of the file; torch itself would load damaged weights without a word).
     """
     path = os.fspath(path)
     manifest, kind = read_manifest(path)
+    if verify:
+        verify_checksums(path)
     if kind != "torch.export":
         raise NotAnArtifactError(
             f"{path} is a TorchScript archive, not a torch.export one", "load it with torch.jit.load"

@@ -37,6 +37,19 @@ def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
     return zf, zf.namelist()
 
 
+def verify_checksums(path: str | os.PathLike[str]) -> None:
+    """Check every member's CRC-32: torch's own readers do not, and load damaged weights silently."""
+    path = os.fspath(path)
+    zf, _ = _entries(path)
+    with zf:
+        try:
+            bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise CorruptedArtifactError(f"{path} cannot be read to the end: {exc}") from exc
+    if bad is not None:
+        raise CorruptedArtifactError(f"{path} is damaged: the checksum of its member {bad!r} does not match")
+
+
 def archive_kind(names: list[str]) -> str:
     """``"torch.export"``, ``"torchscript"`` or ``"unknown"`` from the entry names of a zip."""
     if any(n.endswith(m) or m in n for n in names for m in _EXPORT_MARKERS):

@@ -25,9 +25,10 @@ class RuntimeFacts:
     @property
     def tensorrt_can_run(self) -> tuple[bool, str]:
         """Whether TensorRT engines can run here, and why not."""
+        if self.torch_tensorrt_imports is None:
+            return False, "torch_tensorrt is not installed"
         if not self.torch_tensorrt_imports:
-            why = self.torch_tensorrt_error or "torch_tensorrt is not installed"
-            return False, f"torch_tensorrt is not usable: {why}"
+            return False, f"torch_tensorrt does not import: {self.torch_tensorrt_error}"
         if not self.cuda_build:
             return False, "torch is a CPU build (torch.version.cuda is None)"
         if not self.cuda_available:

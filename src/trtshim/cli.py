@@ -1,0 +1,115 @@
+"""``trtshim`` command line: doctor, demo, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any
+
+from trtshim._version import __version__
+from trtshim.errors import TrtShimError
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from trtshim.compat.environment import detect
+
+    env = detect()
+    report: dict[str, Any] = {"trtshim": __version__, "environment": env.to_dict()}
+    if not args.json:
+        print(f"trtshim {__version__}\n\n{env}\n")
+        print("probing the runtime (imports torch) ...", flush=True)
+    runtime = None
+    if env.torch is not None:
+        from trtshim.compat.runtime import probe_runtime
+
+        runtime = probe_runtime()
+        report["runtime"] = runtime.to_dict()
+        can_run, why = runtime.tensorrt_can_run
+        report["auto_backend"] = {"backend": "tensorrt" if can_run else "export", "reason": why}
+    else:
+        report["auto_backend"] = {"backend": None, "reason": "torch is not installed"}
+    if args.json:
+        _print_json(report)
+        return 0
+    if runtime is not None:
+        print(f"  CUDA build        {runtime.cuda_build or 'none (CPU build of torch)'}")
+        dev = f"{runtime.device_name} (compute capability {runtime.compute_capability})" if runtime.cuda_available else "none"
+        print(f"  CUDA device       {dev}")
+        imports = {None: "not installed", True: "yes", False: f"no ({runtime.torch_tensorrt_error})"}
+        print(f"  torch_tensorrt    imports: {imports[runtime.torch_tensorrt_imports]}")
+    auto = report["auto_backend"]
+    print(f"\nbackend='auto' -> {auto['backend']}: {auto['reason']}")
+    print("problems: " + ("none" if not env.problems else ""))
+    for p in env.problems:
+        print(f"  - {p}")
+    return 1 if env.problems else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from trtshim import demo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = demo.run(device=args.device, workdir=args.keep, say=(lambda s: None) if args.json else print)
+    if args.json:
+        _print_json(result.to_dict())
+    else:
+        t = result.timings
+        print(
+            f"\nbackend {result.backend}; fixes applied: {', '.join(result.fixes_applied) or 'none'}\n"
+            f"timings: compile {t['compile_s']:.2f} s, save {t['save_s']:.2f} s, load {t['load_s']:.2f} s "
+            f"(fresh process {t['fresh_process_s']:.2f} s)\n"
+            + ("demo passed: outputs match eager" if result.ok else "demo FAILED: outputs differ from eager")
+        )
+    return 0 if result.ok else 1
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from trtshim.compat.manifest import format_manifest, read_manifest
+
+    manifest, kind = read_manifest(args.file)
+    if args.json:
+        _print_json({"file": args.file, "archive": kind, "manifest": manifest})
+    elif manifest is None:
+        print(f"{args.file}: a {kind} archive without a trtshim manifest (no provenance recorded)")
+    else:
+        print(format_manifest(manifest))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trtshim", description="One stable compile/save/load API for PyTorch + Torch-TensorRT.")
+    parser.add_argument("--version", action="version", version=f"trtshim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="the installed stack, its problems, and what backend='auto' picks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("demo", help="compile -> save -> load in a fresh process -> compare, on the auto backend")
+    p.add_argument("--device", default="cpu", help="device for the model and inputs (default: cpu)")
+    p.add_argument("--keep", metavar="DIR", help="write the artifact into DIR and keep it")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("inspect", help="show an artifact's manifest without loading it")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except TrtShimError as exc:
+        print(f"error: {exc.reason}\n  hint: {exc.hint}", file=sys.stderr)
+        return 2

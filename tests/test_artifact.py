@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import json
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_python
+
+from trtshim import compat, errors
+from trtshim.compat import artifact
+from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
+
+
+@pytest.fixture
+def saved(small_cnn, example, compile_quiet, tmp_path: Path) -> Path:
+    path = tmp_path / "model.pt2"
+    compat.save(compile_quiet(small_cnn, (example,)), path)
+    return path
+
+
+def test_round_trip(saved: Path, small_cnn, example) -> None:
+    loaded = compat.load(saved)
+    assert isinstance(loaded, compat.CompiledModule)
+    with torch.inference_mode():
+        assert torch.equal(loaded(example), small_cnn(example))
+    assert loaded.manifest is not None and loaded.backend == "export"
+
+
+def test_plain_torch_export_load_reads_our_archive(saved: Path, small_cnn, example) -> None:
+    extra = {MANIFEST_NAME: ""}
+    ep = torch.export.load(saved, extra_files=extra)
+    with torch.inference_mode():
+        assert torch.equal(ep.module()(example), small_cnn(example))
+    assert json.loads(extra[MANIFEST_NAME])["backend"] == "export"
+
+
+def test_manifest_records_provenance(saved: Path) -> None:
+    manifest, kind = read_manifest(saved)
+    assert kind == "torch.export" and manifest is not None
+    env = manifest["environment"]
+    assert env["torch"] == torch.__version__ and env["cuda"] == torch.version.cuda
+    assert {"python", "torch_tensorrt", "torch_tensorrt_flavour", "tensorrt_version"} <= set(env)
+    assert manifest["export_schema"] == artifact.export_schema_version()
+    assert manifest["inputs"] == [{"name": "x", "dtype": "float32", "shape": [2, 3, 16, 16], "dynamic": []}]
+    assert manifest["custom_ops"] == [] and manifest["fixes"] == []
+
+
+def test_custom_ops_are_recorded_with_their_module(tmp_path: Path) -> None:
+    from trtshim import demo
+
+    model = demo.make_model()
+    compiled = compat.compile(model, (torch.randn(1, 3, 8, 8),), backend="export")
+    path = compat.save(compiled, tmp_path / "demo.pt2")
+    manifest, _ = read_manifest(path)
+    assert manifest is not None
+    (op,) = manifest["custom_ops"]
+    assert op["qualname"] == "trtshim_demo::scaled_tanh"
+    assert op["module"] == "trtshim.demo"
+    assert "float scale" in op["schema"]
+
+
+def test_load_in_a_fresh_process(saved: Path, small_cnn, example, tmp_path: Path) -> None:
+    torch.save(example, tmp_path / "x.pt")
+    code = (
+        "import torch, warnings\nfrom trtshim import compat\n"
+        f"m = compat.load({os.fspath(saved)!r})\n"
+        f"torch.save(m(torch.load({os.fspath(tmp_path / 'x.pt')!r})), {os.fspath(tmp_path / 'y.pt')!r})"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    with torch.inference_mode():
+        assert torch.equal(torch.load(tmp_path / "y.pt"), small_cnn(example))
+
+
+def test_missing_op_is_named_with_its_module(tmp_path: Path) -> None:
+    from trtshim import demo
+
+    path = compat.save(compat.compile(demo.make_model(), (torch.randn(1, 3, 8, 8),), backend="export"), tmp_path / "d.pt2")
+    code = (
+        "import sys\nfrom trtshim import compat, errors\n"
+        f"try:\n    compat.load({os.fspath(path)!r})\nexcept errors.MissingOpError as e:\n"
+        "    print(e.reason); print(e.hint); print('trtshim.demo' in sys.modules)\n"
+    )
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    reason, hint, imported = proc.stdout.strip().splitlines()
+    assert "trtshim_demo::scaled_tanh (defined in trtshim.demo)" in reason
+    assert "import trtshim.demo" in hint
+    assert imported == "False"  # nothing is imported behind the caller's back
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "match"),
+    [
+        (lambda p, good: p.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2]), errors.CorruptedArtifactError, "damaged zip"),
+        (lambda p, good: p.write_bytes(os.urandom(4096)), errors.NotAnArtifactError, "not a zip archive"),
+        (lambda p, good: p.write_text('{"not": "a zip"}'), errors.NotAnArtifactError, "not a zip archive"),
+        (lambda p, good: p.write_bytes(b""), errors.NotAnArtifactError, "empty file"),
+        (lambda p, good: zipfile.ZipFile(p, "w").writestr("hello.txt", "hi"), errors.NotAnArtifactError, "not a torch.export"),
+    ],
+    ids=["truncated", "random-bytes", "json", "empty", "other-zip"],
+)
+def test_bad_files_raise_the_right_error(saved: Path, tmp_path: Path, make, error, match) -> None:
+    bad = tmp_path / "bad.pt2"
+    make(bad, saved)
+    with pytest.raises(error, match=match) as info:
+        compat.load(bad)
+    assert isinstance(info.value, errors.TrtShimError) and info.value.hint
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(errors.ArtifactNotFoundError):
+        compat.load(tmp_path / "nope.pt2")
+    with pytest.raises(FileNotFoundError):  # also a FileNotFoundError, for callers that catch that
+        compat.load(tmp_path / "nope.pt2")
+
+
+def test_corrupted_member_is_reported_as_corrupted(saved: Path, tmp_path: Path) -> None:
+    data = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as zf:
+        info = next(i for i in zf.infolist() if "weight" in i.filename and i.file_size > 64)
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra) + 8
+    data[start : start + 16] = bytes(16)  # zero 16 bytes inside a stored weight: CRC no longer matches
+    bad = tmp_path / "flipped.pt2"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(errors.CorruptedArtifactError, match="checksum"):
+        compat.load(bad)
+    with warnings.catch_warnings():  # torch's own loader does not notice: the weights are silently wrong
+        warnings.simplefilter("ignore")
+        plain = torch.export.load(bad)
+    assert not all(torch.equal(plain.state_dict[k], v) for k, v in torch.export.load(saved).state_dict.items())
+
+
+def test_plain_archive_loads_with_a_provenance_warning(small_cnn, example, tmp_path: Path) -> None:
+    plain = tmp_path / "plain.pt2"
+    torch.export.save(torch.export.export(small_cnn, (example,)), plain)  # as torch_tensorrt.save writes
+    with pytest.warns(errors.ProvenanceWarning, match="no provenance checks"):
+        loaded = compat.load(plain)
+    with torch.inference_mode():
+        assert torch.equal(loaded(example), small_cnn(example))
+    with pytest.raises(errors.MissingManifestError):
+        compat.load(plain, strict=True)
+
+
+def test_incompatible_schema_is_refused_before_deserializing(saved: Path, tmp_path: Path, monkeypatch) -> None:
+    manifest, _ = read_manifest(saved)
+    assert manifest is not None
+    manifest["export_schema"] = [artifact.export_schema_version()[0] - 1, 0]
+    manifest["environment"]["torch"] = "2.2.2"
+    rewritten = tmp_path / "old.pt2"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(rewritten, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith(MANIFEST_NAME):
+                data = json.dumps(manifest).encode()
+            dst.writestr(item, data)
+    called = []
+    monkeypatch.setattr(artifact, "_deserialize", lambda p: called.append(p))
+    with pytest.raises(errors.IncompatibleArtifactError, match="saved by torch 2.2.2") as info:
+        compat.load(rewritten)
+    assert "2.2" in info.value.hint and called == []
+
+
+def test_save_is_atomic(small_cnn, example, compile_quiet, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "model.pt2"
+    compiled = compile_quiet(small_cnn, (example,))
+    compat.save(compiled, path)
+    before = path.read_bytes()
+
+    def explode(ep, f, **kwargs):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch.export, "save", explode)
+    with pytest.raises(OSError, match="disk full"):
+        compat.save(compiled, path)
+    assert path.read_bytes() == before  # the old file is intact
+    assert sorted(os.listdir(tmp_path)) == ["model.pt2"]  # no temporary left behind
+
+
+def test_save_refuses_what_it_cannot_write(tmp_path: Path, small_cnn) -> None:
+    with pytest.raises(errors.TrtShimError, match="takes a CompiledModule"):
+        compat.save(small_cnn, tmp_path / "x.pt2")  # type: ignore[arg-type]
+
+
+def test_load_moves_state_to_the_requested_device(saved: Path) -> None:
+    loaded = compat.load(saved, device="meta")  # a second device that exists on every machine
+    assert {t.device.type for t in loaded.state_dict().values()} == {"meta"}
+    assert loaded.scale.device.type == "meta" and loaded.device == torch.device("meta")
+    assert all(v.device.type == "meta" for v in loaded._bound)
+
+
+def test_newer_minor_schema_warns(saved: Path, tmp_path: Path, monkeypatch) -> None:
+    here = artifact.export_schema_version()
+    monkeypatch.setattr(artifact, "export_schema_version", lambda: [here[0], max(here[1] - 1, 0)])
+    manifest, _ = read_manifest(saved)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        artifact.check_compatible(manifest, compat.detect())  # type: ignore[arg-type]
+    if here[1] > 0:
+        assert any(issubclass(w.category, errors.ArtifactCompatibilityWarning) for w in caught)
