@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_python
 
+from conftest import run_python
 from trtshim import compat, errors
 from trtshim.compat import artifact
 from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
@@ -79,7 +79,9 @@ def test_load_in_a_fresh_process(saved: Path, small_cnn, example, tmp_path: Path
 def test_missing_op_is_named_with_its_module(tmp_path: Path) -> None:
     from trtshim import demo
 
-    path = compat.save(compat.compile(demo.make_model(), (torch.randn(1, 3, 8, 8),), backend="export"), tmp_path / "d.pt2")
+    path = compat.save(
+        compat.compile(demo.make_model(), (torch.randn(1, 3, 8, 8),), backend="export"), tmp_path / "d.pt2"
+    )
     code = (
         "import sys\nfrom trtshim import compat, errors\n"
         f"try:\n    compat.load({os.fspath(path)!r})\nexcept errors.MissingOpError as e:\n"
@@ -96,11 +98,19 @@ def test_missing_op_is_named_with_its_module(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "error", "match"),
     [
-        (lambda p, good: p.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2]), errors.CorruptedArtifactError, "damaged zip"),
+        (
+            lambda p, good: p.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2]),
+            errors.CorruptedArtifactError,
+            "damaged zip",
+        ),
         (lambda p, good: p.write_bytes(os.urandom(4096)), errors.NotAnArtifactError, "not a zip archive"),
         (lambda p, good: p.write_text('{"not": "a zip"}'), errors.NotAnArtifactError, "not a zip archive"),
         (lambda p, good: p.write_bytes(b""), errors.NotAnArtifactError, "empty file"),
-        (lambda p, good: zipfile.ZipFile(p, "w").writestr("hello.txt", "hi"), errors.NotAnArtifactError, "not a torch.export"),
+        (
+            lambda p, good: zipfile.ZipFile(p, "w").writestr("hello.txt", "hi"),
+            errors.NotAnArtifactError,
+            "not a torch.export",
+        ),
     ],
     ids=["truncated", "random-bytes", "json", "empty", "other-zip"],
 )
@@ -132,7 +142,9 @@ def test_corrupted_member_is_reported_as_corrupted(saved: Path, tmp_path: Path) 
     with warnings.catch_warnings():  # torch's own loader does not notice: the weights are silently wrong
         warnings.simplefilter("ignore")
         plain = torch.export.load(bad)
-    assert not all(torch.equal(plain.state_dict[k], v) for k, v in torch.export.load(saved).state_dict.items())
+    assert not all(
+        torch.equal(plain.state_dict[k], v) for k, v in torch.export.load(saved).state_dict.items()
+    )
 
 
 def test_plain_archive_loads_with_a_provenance_warning(small_cnn, example, tmp_path: Path) -> None:
@@ -146,7 +158,9 @@ def test_plain_archive_loads_with_a_provenance_warning(small_cnn, example, tmp_p
         compat.load(plain, strict=True)
 
 
-def test_incompatible_schema_is_refused_before_deserializing(saved: Path, tmp_path: Path, monkeypatch) -> None:
+def test_incompatible_schema_is_refused_before_deserializing(
+    saved: Path, tmp_path: Path, monkeypatch
+) -> None:
     manifest, _ = read_manifest(saved)
     assert manifest is not None
     manifest["export_schema"] = [artifact.export_schema_version()[0] - 1, 0]

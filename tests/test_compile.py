@@ -158,7 +158,7 @@ def test_auto_falls_back_with_our_warning_once(small_cnn, example, monkeypatch) 
 
 
 def test_explicit_tensorrt_backend_refuses_where_it_cannot_run(small_cnn, example) -> None:
-    ok, why = backends.tensorrt_usable()
+    ok, _why = backends.tensorrt_usable()
     if ok:
         pytest.skip("TensorRT is usable here")
     with pytest.raises(errors.BackendUnavailableError, match="cannot run here"):

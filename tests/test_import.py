@@ -12,7 +12,7 @@ HEAVY = ("torch", "torch_tensorrt", "tensorrt", "tensorrt_rtx", "numpy")
 def test_import_trtshim_imports_no_heavy_package() -> None:
     code = (
         "import sys, json, trtshim, trtshim.errors, trtshim.fixes, trtshim.matrix\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
     )
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
@@ -22,7 +22,7 @@ def test_import_trtshim_imports_no_heavy_package() -> None:
 def test_detect_imports_no_heavy_package() -> None:
     code = (
         "import sys, json\nfrom trtshim import compat\nenv = compat.detect()\nstr(env); env.to_dict()\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+        f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
     )
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr

@@ -39,7 +39,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 0
     if runtime is not None:
         print(f"  CUDA build        {runtime.cuda_build or 'none (CPU build of torch)'}")
-        dev = f"{runtime.device_name} (compute capability {runtime.compute_capability})" if runtime.cuda_available else "none"
+        dev = (
+            f"{runtime.device_name} (compute capability {runtime.compute_capability})"
+            if runtime.cuda_available
+            else "none"
+        )
         print(f"  CUDA device       {dev}")
         imports = {None: "not installed", True: "yes", False: f"no ({runtime.torch_tensorrt_error})"}
         print(f"  torch_tensorrt    imports: {imports[runtime.torch_tensorrt_imports]}")
@@ -85,7 +89,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trtshim", description="One stable compile/save/load API for PyTorch + Torch-TensorRT.")
+    parser = argparse.ArgumentParser(
+        prog="trtshim", description="One stable compile/save/load API for PyTorch + Torch-TensorRT."
+    )
     parser.add_argument("--version", action="version", version=f"trtshim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -93,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
-    p = sub.add_parser("demo", help="compile -> save -> load in a fresh process -> compare, on the auto backend")
+    p = sub.add_parser(
+        "demo", help="compile -> save -> load in a fresh process -> compare, on the auto backend"
+    )
     p.add_argument("--device", default="cpu", help="device for the model and inputs (default: cpu)")
     p.add_argument("--keep", metavar="DIR", help="write the artifact into DIR and keep it")
     p.add_argument("--json", action="store_true")

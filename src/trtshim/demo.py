@@ -52,9 +52,11 @@ class DemoNet(nn.Module):
 def make_model(seed: int = 0) -> DemoNet:
     torch.manual_seed(seed)
     model = DemoNet().eval()
+    mean, var = model.bn.running_mean, model.bn.running_var
+    assert mean is not None and var is not None
     with torch.no_grad():  # non-trivial running stats, so the buffers matter
-        model.bn.running_mean.uniform_(-0.5, 0.5)
-        model.bn.running_var.uniform_(0.5, 2.0)
+        mean.uniform_(-0.5, 0.5)
+        var.uniform_(0.5, 2.0)
     return model
 
 
@@ -77,13 +79,14 @@ class DemoResult:
         return d
 
 
-def run(
-    *, device: str = "cpu", workdir: str | None = None, say: Callable[[str], None] = print
-) -> DemoResult:
+def run(*, device: str = "cpu", workdir: str | None = None, say: Callable[[str], None] = print) -> DemoResult:
     from trtshim import compat
 
     total = 5
-    say(f"[1/{total}] environment\n" + "\n".join("      " + line for line in str(compat.detect()).splitlines()))
+    say(
+        f"[1/{total}] environment\n"
+        + "\n".join("      " + line for line in str(compat.detect()).splitlines())
+    )
     model = make_model().to(device)
     x = torch.randn(2, 3, 32, 32, device=device)
     timings: dict[str, float] = {}

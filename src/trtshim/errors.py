@@ -46,7 +46,9 @@ class IncompatibleArtifactError(ArtifactError):
 
 
 class MissingOpError(ArtifactError):
-    default_hint = "import the module that defines the op before loading, or pass load(..., allow_imports=[...])"
+    default_hint = (
+        "import the module that defines the op before loading, or pass load(..., allow_imports=[...])"
+    )
 
 
 # --- compile / call ---------------------------------------------------------------------------
@@ -61,7 +63,9 @@ class BackendUnavailableError(BackendError):
 
 
 class CompileError(BackendError):
-    default_hint = "the chained exception is the backend's own error; `trtshim doctor` shows the versions in use"
+    default_hint = (
+        "the chained exception is the backend's own error; `trtshim doctor` shows the versions in use"
+    )
 
 
 class OptionError(TrtShimError, TypeError):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -13,7 +14,7 @@ from trtshim.errors import OptionError, UnsupportedModelError
 from trtshim.fixes import REGISTRY, select
 
 
-def compile(  # noqa: A001  (the public name users expect, like torch.compile)
+def compile(
     model: torch.nn.Module,
     example_inputs: Sequence[Any] | torch.Tensor,
     *,
@@ -38,9 +39,13 @@ def compile(  # noqa: A001  (the public name users expect, like torch.compile)
         raise UnsupportedModelError(f"compile() takes an nn.Module, got {type(model).__name__}")
     args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     if precision not in export_backend.PRECISIONS:
-        raise OptionError(f"precision={precision!r} is not supported", f"use one of {', '.join(export_backend.PRECISIONS)}")
+        raise OptionError(
+            f"precision={precision!r} is not supported", f"use one of {', '.join(export_backend.PRECISIONS)}"
+        )
     if isinstance(torch_executed_ops, str):
-        raise OptionError("torch_executed_ops must be a collection of op names, not one string", "wrap it: [name]")
+        raise OptionError(
+            "torch_executed_ops must be a collection of op names, not one string", "wrap it: [name]"
+        )
     name = backends.resolve(backend)
     env = detect()
     report = select(env, REGISTRY, stage="export")

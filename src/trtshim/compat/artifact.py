@@ -158,7 +158,9 @@ def check_ops(manifest: dict[str, Any]) -> None:
             ) from exc
     missing = [op for op in needed if not is_registered(op["qualname"])]
     if missing:
-        names = ", ".join(f"{op['qualname']} (defined in {op.get('module') or 'an unknown module'})" for op in missing)
+        names = ", ".join(
+            f"{op['qualname']} (defined in {op.get('module') or 'an unknown module'})" for op in missing
+        )
         modules = sorted({op["module"] for op in missing if op.get("module")})
         raise MissingOpError(
             f"the artifact calls ops that are not registered: {names}",
@@ -214,7 +216,12 @@ def _deserialize(path: str) -> Any:
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         text = f"{type(exc).__name__}: {first}"
-        if "PytorchStreamReader" in text or "CRC" in text or isinstance(exc, EOFError) or "zip" in text.lower():
+        if (
+            "PytorchStreamReader" in text
+            or "CRC" in text
+            or isinstance(exc, EOFError)
+            or "zip" in text.lower()
+        ):
             raise CorruptedArtifactError(f"torch.export.load cannot read {path}: {text}") from exc
         if "schema version" in text.lower():
             raise IncompatibleArtifactError(f"torch.export.load refused {path}: {text}") from exc

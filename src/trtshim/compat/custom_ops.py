@@ -7,7 +7,8 @@ torch >= 2.4: ``torch.library.custom_op`` + ``register_fake``. Older: ``Library.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import torch
 
@@ -57,7 +58,9 @@ def custom_op(
             _origins[qualname] = fn.__module__
         lib_custom_op = getattr(torch.library, "custom_op", None)
         if lib_custom_op is not None:
-            return lib_custom_op(qualname, fn, mutates_args=tuple(mutates_args), device_types=device_types, schema=schema)
+            return lib_custom_op(
+                qualname, fn, mutates_args=tuple(mutates_args), device_types=device_types, schema=schema
+            )
         return _LegacyOp(qualname, fn, schema, mutates_args)
 
     return decorate
@@ -72,12 +75,14 @@ def register_fake(qualname: str, fn: Callable[..., Any] | None = None) -> Any:
 class _LegacyOp:
     """torch < 2.4: ``Library.define`` + ``impl`` under CompositeExplicitAutograd."""
 
-    def __init__(self, qualname: str, fn: Callable[..., Any], schema: str | None, mutates: Sequence[str]) -> None:
+    def __init__(
+        self, qualname: str, fn: Callable[..., Any], schema: str | None, mutates: Sequence[str]
+    ) -> None:
         ns, name = qualname.split("::", 1)
         if schema is None:
             from torch._custom_op.impl import infer_schema
 
-            schema = infer_schema(fn)
+            schema = infer_schema(fn)  # type: ignore[call-arg]  # the torch < 2.4 signature
         with _lock:
             lib = _libraries.get(ns)
             if lib is None:

@@ -13,8 +13,7 @@ import os
 import platform
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from trtshim.compat.versions import PackageVersion
 
@@ -63,8 +62,7 @@ def installed_distributions(path: list[str] | None = None) -> dict[str, str]:
     return found
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(NamedTuple):
     """The installed stack, from metadata alone. ``problems`` lists inconsistencies found."""
 
     python: str
@@ -72,7 +70,7 @@ class Environment:
     torch: PackageVersion | None
     torch_tensorrt: PackageVersion | None
     tensorrt: tuple[PackageVersion, ...] = ()
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = ()
 
     @property
     def torch_tensorrt_flavour(self) -> str | None:
@@ -130,7 +128,9 @@ def _problems(dists: dict[str, str]) -> list[str]:
         if torch_pkg is None:
             out.append(f"{name} {pkg.raw} is installed without torch")
         elif pkg.line != torch_pkg.line:
-            out.append(f"{name} {pkg.raw} is built for torch {pkg.line}, but torch {torch_pkg.raw} is installed")
+            out.append(
+                f"{name} {pkg.raw} is built for torch {pkg.line}, but torch {torch_pkg.raw} is installed"
+            )
     trt = {n: v for n, v in dists.items() if n.startswith("tensorrt")}
     standard = {n: v for n, v in trt.items() if not n.startswith("tensorrt-rtx")}
     rtx = {n: v for n, v in trt.items() if n.startswith("tensorrt-rtx")}
@@ -138,7 +138,9 @@ def _problems(dists: dict[str, str]) -> list[str]:
         cuda_majors = sorted({m.group(1) for n in family for m in [re.search(r"-cu(\d+)", n)] if m})
         if len(cuda_majors) > 1:
             out.append("TensorRT wheels for several CUDA majors are mixed: " + ", ".join(sorted(family)))
-        releases = {n: PackageVersion(n, v).release for n, v in family.items() if not n.endswith(("lean", "dispatch"))}
+        releases = {
+            n: PackageVersion(n, v).release for n, v in family.items() if not n.endswith(("lean", "dispatch"))
+        }
         if len({r for r in releases.values() if r is not None}) > 1:
             shown = ", ".join(f"{n}=={family[n]}" for n in sorted(releases))
             out.append(f"TensorRT distributions disagree on the version: {shown}")

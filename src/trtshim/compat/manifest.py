@@ -95,10 +95,18 @@ def format_manifest(manifest: dict[str, Any]) -> str:
         f"  python         {env.get('python')} ({env.get('platform')})",
     ]
     for i, spec in enumerate(manifest.get("inputs", [])):
-        dyn = ", ".join(f"dim {d['axis']}: {d['symbol']} in [{d['min']}, {d['max']}]" for d in spec.get("dynamic", []))
-        lines.append(f"  input {i}        {spec.get('name')} {spec.get('dtype')} {spec.get('shape')}" + (f"  ({dyn})" if dyn else ""))
+        dyn = ", ".join(
+            f"dim {d['axis']}: {d['symbol']} in [{d['min']}, {d['max']}]" for d in spec.get("dynamic", [])
+        )
+        lines.append(
+            f"  input {i}        {spec.get('name')} {spec.get('dtype')} {spec.get('shape')}"
+            + (f"  ({dyn})" if dyn else "")
+        )
     ops = manifest.get("custom_ops", [])
-    lines.append("  custom ops     " + (", ".join(f"{o['qualname']} ({o.get('module') or '?'})" for o in ops) or "none"))
+    lines.append(
+        "  custom ops     "
+        + (", ".join(f"{o['qualname']} ({o.get('module') or '?'})" for o in ops) or "none")
+    )
     fixes = [f["id"] for f in manifest.get("fixes", []) if f.get("applied")]
     lines.append("  fixes applied  " + (", ".join(fixes) or "none"))
     return "\n".join(lines)

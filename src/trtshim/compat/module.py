@@ -149,7 +149,9 @@ class CompiledModule(nn.Module):
                 self._custom_objs[fqn] = value
                 self._slot_plan.append(("obj", fqn))
         self._n_user = sum(1 for k, _ in self._slot_plan if k == "user")
-        self._lifted_first = all(k != "user" for k, _ in self._slot_plan[: len(self._slot_plan) - self._n_user])
+        self._lifted_first = all(
+            k != "user" for k, _ in self._slot_plan[: len(self._slot_plan) - self._n_user]
+        )
 
         self.input_specs: tuple[InputSpec, ...] = tuple(input_specs_of(program))
         self._checks = tuple(

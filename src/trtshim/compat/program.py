@@ -56,9 +56,9 @@ def lifted_value(ep: ExportedProgram, slot: Slot, constants: dict[str, Any]) -> 
     if slot.kind == "TOKEN":
         return torch.empty(0)
     target = slot.target or ""
-    if slot.kind == "PARAMETER" or (slot.kind == "BUFFER" and slot.persistent is not False):
-        if target in ep.state_dict:
-            return ep.state_dict[target]
+    in_state_dict = slot.kind == "PARAMETER" or (slot.kind == "BUFFER" and slot.persistent is not False)
+    if in_state_dict and target in ep.state_dict:
+        return ep.state_dict[target]
     if target in constants:
         return constants[target]
     if target in ep.state_dict:
@@ -83,10 +83,9 @@ def output_plan(ep: ExportedProgram) -> OutputPlan:
     for i, spec in enumerate(specs):
         if spec.kind == OutputKind.BUFFER_MUTATION:
             mutations.append((i, str(spec.target)))
-        elif spec.kind in (OutputKind.USER_OUTPUT,) or spec.kind.name == "USER_INPUT_MUTATION":
-            if spec.kind == OutputKind.USER_OUTPUT:
-                user.append(i)
-        # LOSS_OUTPUT, GRADIENT_TO_*, TOKEN: not user-visible at inference
+        elif spec.kind == OutputKind.USER_OUTPUT:
+            user.append(i)
+        # USER_INPUT_MUTATION, LOSS_OUTPUT, GRADIENT_TO_*, TOKEN: not user-visible at inference
     return OutputPlan(tuple(user), tuple(mutations), len(specs))
 
 

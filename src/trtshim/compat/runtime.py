@@ -34,9 +34,9 @@ class RuntimeFacts:
         if not self.cuda_available:
             return False, "no CUDA device is available"
         cc = self.compute_capability
-        if self.tensorrt_flavour == "tensorrt_rtx" and cc is not None:
-            if cc not in RTX_COMPUTE_CAPABILITIES and cc <= (12, 1):
-                return False, f"TensorRT-RTX cannot run engines on compute capability {cc[0]}.{cc[1]}"
+        rtx = self.tensorrt_flavour == "tensorrt_rtx"
+        if rtx and cc is not None and cc not in RTX_COMPUTE_CAPABILITIES and cc <= (12, 1):
+            return False, f"TensorRT-RTX cannot run engines on compute capability {cc[0]}.{cc[1]}"
         return True, "TensorRT engines can run"
 
     def to_dict(self) -> dict[str, Any]:

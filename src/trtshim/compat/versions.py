@@ -8,15 +8,13 @@ an NGC ``2.4.0a0`` is the 2.4 line, not "older than 2.4".
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
 
-@dataclass(frozen=True)
-class PackageVersion:
+class PackageVersion(NamedTuple):
     """One installed distribution: its name and version, parsed once."""
 
     name: str
@@ -30,7 +28,7 @@ class PackageVersion:
     def release(self) -> Version | None:
         """The release this build belongs to (pre/dev/local parts dropped): what fix ranges compare."""
         v = self.version
-        return Version(".".join(map(str, (v.release + (0, 0, 0))[:3]))) if v else None
+        return Version(".".join(map(str, ((*v.release, 0, 0, 0))[:3]))) if v else None
 
     @property
     def line(self) -> str | None:

@@ -38,7 +38,13 @@ class Fix:
 
         reasons = []
         for package, spec in self.affected.items():
-            installed = env.torch if package == "torch" else env.torch_tensorrt if package == "torch_tensorrt" else None
+            installed = (
+                env.torch
+                if package == "torch"
+                else env.torch_tensorrt
+                if package == "torch_tensorrt"
+                else None
+            )
             if installed is None or installed.release is None:
                 return False, f"{package} is not installed"
             if installed.release not in SpecifierSet(spec):

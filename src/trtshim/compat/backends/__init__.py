@@ -42,6 +42,8 @@ def resolve(name: str) -> str:
         _warned.add(why)
     if first:
         warnings.warn(
-            f"backend='auto' uses the torch-only 'export' backend: {why}", BackendFallbackWarning, stacklevel=3
+            f"backend='auto' uses the torch-only 'export' backend: {why}",
+            BackendFallbackWarning,
+            stacklevel=3,
         )
     return "export"

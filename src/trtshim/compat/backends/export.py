@@ -63,7 +63,9 @@ def export(
         ep = torch.export.export(model, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise CompileError(f"torch.export.export failed (strict={strict}): {type(exc).__name__}: {first}") from exc
+        raise CompileError(
+            f"torch.export.export failed (strict={strict}): {type(exc).__name__}: {first}"
+        ) from exc
     if ir == "inference" and returns_training_ir(env):
         ep = ep.run_decompositions({})
     return ep
