@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_python
 
+from conftest import run_python
 from trtshim import compat
 from trtshim.cli import main
 
@@ -32,7 +32,9 @@ def test_inspect_shows_the_manifest(tmp_path: Path, small_cnn, example, compile_
     path = compat.save(compile_quiet(small_cnn, (example,)), tmp_path / "m.pt2")
     assert main(["inspect", path]) == 0
     human = capsys.readouterr().out
-    assert f"torch          {torch.__version__}" in human and "input 0        x float32 [2, 3, 16, 16]" in human
+    assert (
+        f"torch          {torch.__version__}" in human and "input 0        x float32 [2, 3, 16, 16]" in human
+    )
     assert main(["inspect", path, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["archive"] == "torch.export" and data["manifest"]["backend"] == "export"
