@@ -46,7 +46,10 @@ def test_manifest_records_provenance(saved: Path) -> None:
     assert {"python", "torch_tensorrt", "torch_tensorrt_flavour", "tensorrt_version"} <= set(env)
     assert manifest["export_schema"] == artifact.export_schema_version()
     assert manifest["inputs"] == [{"name": "x", "dtype": "float32", "shape": [2, 3, 16, 16], "dynamic": []}]
-    assert manifest["custom_ops"] == [] and manifest["fixes"] == []
+    assert manifest["custom_ops"] == []
+    fixes = {f["id"]: f for f in manifest["fixes"]}
+    assert set(fixes) == {"LP-2", "LP-8"}  # the call-path fixes CompiledModule carries; none at export
+    assert all(f["reason"] and isinstance(f["applied"], bool) for f in fixes.values())
 
 
 def test_custom_ops_are_recorded_with_their_module(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def compile(
         )
     name = backends.resolve(backend)
     env = detect()
-    report = select(env, REGISTRY, stage="export")
+    report = select(env, REGISTRY, stages=("export", "call"))
     program = export_backend.export(
         model,
         args,

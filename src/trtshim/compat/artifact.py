@@ -35,7 +35,7 @@ from trtshim.errors import (
     ProvenanceWarning,
     TrtShimError,
 )
-from trtshim.fixes.registry import FixReport
+from trtshim.fixes import REGISTRY, select
 
 
 def export_schema_version() -> list[int]:
@@ -79,13 +79,56 @@ def build_manifest(module: CompiledModule) -> dict[str, Any]:
     }
 
 
-def save(module: CompiledModule, path: str | os.PathLike[str]) -> str:
-    """Write ``module`` to ``path`` as a torch.export archive with a trtshim manifest. Returns the path."""
-    if not isinstance(module, CompiledModule):
-        raise TrtShimError(
-            f"save() takes a CompiledModule, got {type(module).__name__}",
-            "compile the model first: trtshim.compat.compile(model, example_inputs)",
+def as_compiled(
+    obj: Any, example_inputs: Any = None, example_kwargs: dict[str, Any] | None = None
+) -> CompiledModule:
+    """A ``CompiledModule`` for what ``save`` accepts: itself, an ExportedProgram, or a hybrid GraphModule."""
+    from torch.export import ExportedProgram
+
+    from trtshim.compat.hybrid import export_hybrid
+
+    if isinstance(obj, CompiledModule):
+        return obj
+    env = detect()
+    if isinstance(obj, ExportedProgram):
+        return CompiledModule(
+            obj, backend="program", environment=env, fixes=select(env, REGISTRY, stages=("call",))
         )
+    if isinstance(obj, torch.fx.GraphModule):
+        if example_inputs is None:
+            raise TrtShimError(
+                "saving an fx.GraphModule needs its example inputs",
+                "pass save(gm, path, example_inputs=(x,)), the inputs it was compiled with",
+            )
+        args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
+        report = select(env, REGISTRY, stages=("save", "call"))
+        program = export_hybrid(obj, args, example_kwargs, disable=report.skipped_ids)
+        return CompiledModule(program, backend=_backend_of(program), environment=env, fixes=report)
+    raise TrtShimError(
+        f"save() takes a CompiledModule, an ExportedProgram or an fx.GraphModule, got {type(obj).__name__}",
+        "compile the model first: trtshim.compat.compile(model, example_inputs)",
+    )
+
+
+def _backend_of(program: Any) -> str:
+    namespaces = {op.namespace for op in prog.custom_ops(program)}
+    return "tensorrt" if "tensorrt" in namespaces else "hybrid"
+
+
+def save(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    example_inputs: Any = None,
+    example_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """Write a torch.export archive with a trtshim manifest to ``path``; returns the path.
+
+    ``obj``: a ``CompiledModule``, an ``ExportedProgram``, or the ``fx.GraphModule`` that
+    ``torch_tensorrt.compile`` returns (with ``example_inputs``), which goes through trtshim's
+    hybrid exporter: a drop-in replacement for ``torch_tensorrt.save``.
+    """
+    module = as_compiled(obj, example_inputs, example_kwargs)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -203,7 +246,7 @@ def load(
         check_ops(manifest)
     program = _deserialize(path)
     backend = manifest.get("backend", "export") if manifest else "export"
-    fixes = FixReport(())
+    fixes = select(env, REGISTRY, stages=("load", "call"))
     module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     if device is not None:
         module.to(device)

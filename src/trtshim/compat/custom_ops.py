@@ -17,6 +17,12 @@ _lock = threading.Lock()
 _libraries: dict[str, Any] = {}
 
 
+def remember_origin(qualname: str, module: str) -> None:
+    """Record that ``module`` defines ``qualname`` (for ops defined without this facade)."""
+    with _lock:
+        _origins[qualname] = module
+
+
 def op_origin(qualname: str) -> str | None:
     """The Python module that defined ``ns::name``, when trtshim or torch knows it."""
     if qualname in _origins:

@@ -1,12 +1,38 @@
 """Backported fixes for upstream torch / torch_tensorrt defects, selected per installed versions.
 
-``REGISTRY`` lists every fix trtshim knows; ``select(env)`` says which this environment needs.
+``REGISTRY`` lists every fix trtshim knows (one module per defect); ``select(env)`` says which this
+environment needs and why. Importing this package imports no torch.
 """
 
 from __future__ import annotations
 
+from trtshim.fixes import (
+    lp1_engine_with_weights,
+    lp2_program_not_callable,
+    lp4_load_device,
+    lp5_buffer_persistent_flag,
+    lp6_integer_parameters,
+    lp7_positional_wiring,
+    lp8_lookup_by_signature,
+)
 from trtshim.fixes.registry import FAMILIES, STAGES, Decision, Fix, FixReport, select
 
-REGISTRY: tuple[Fix, ...] = ()
+REGISTRY: tuple[Fix, ...] = (
+    lp1_engine_with_weights.FIX,
+    lp2_program_not_callable.FIX,
+    lp4_load_device.FIX,
+    lp5_buffer_persistent_flag.FIX,
+    lp6_integer_parameters.FIX,
+    lp7_positional_wiring.FIX,
+    lp8_lookup_by_signature.FIX,
+)
 
-__all__ = ["FAMILIES", "REGISTRY", "STAGES", "Decision", "Fix", "FixReport", "select"]
+
+def by_id(fix_id: str) -> Fix:
+    for fix in REGISTRY:
+        if fix.id == fix_id:
+            return fix
+    raise KeyError(fix_id)
+
+
+__all__ = ["FAMILIES", "REGISTRY", "STAGES", "Decision", "Fix", "FixReport", "by_id", "select"]

@@ -79,15 +79,22 @@ class FixReport:
     def applied_ids(self) -> tuple[str, ...]:
         return tuple(d.fix.id for d in self.decisions if d.applied)
 
+    @property
+    def skipped_ids(self) -> tuple[str, ...]:
+        return tuple(d.fix.id for d in self.decisions if not d.applied)
+
+    def __add__(self, other: FixReport) -> FixReport:
+        return FixReport(self.decisions + other.decisions)
+
     def to_list(self) -> list[dict[str, Any]]:
         return [d.to_dict() for d in self.decisions]
 
 
-def select(env: Environment, fixes: tuple[Fix, ...], *, stage: str | None = None) -> FixReport:
-    """Decide, for each fix (of ``stage`` if given), whether ``env`` needs it and why."""
+def select(env: Environment, fixes: tuple[Fix, ...], *, stages: tuple[str, ...] | None = None) -> FixReport:
+    """Decide, for each fix (of ``stages`` if given), whether ``env`` needs it and why."""
     decisions = []
     for fix in fixes:
-        if stage is not None and fix.stage != stage:
+        if stages is not None and fix.stage not in stages:
             continue
         applies, reason = fix.matches(env)
         if applies and fix.probe is not None:

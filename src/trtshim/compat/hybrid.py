@@ -1,0 +1,460 @@
+"""Build a correct ``ExportedProgram`` from a hybrid graph: torch ops holding weights + opaque engine calls.
+
+Torch-TensorRT's legacy exporter (``dynamo/_exporter.py``) is where LP-1, LP-5, LP-6, LP-7, LP-8 and
+SE-3 live. This one, for the ``fx.GraphModule`` that ``torch_tensorrt.compile`` returns (or any graph
+of that shape):
+
+* inlines torch submodules, wiring their inputs **positionally** (never by name: LP-7);
+* replaces each engine submodule by ``op(inputs, engine)`` where the engine object is an attribute
+  reached through ``get_attr`` and lifted as a custom object, and hoists any ScriptObject passed
+  inline (LP-1 defect 2): nothing opaque is ever rendered into generated code;
+* gives each lifted value the kind of where it lives: parameter, buffer (with its ``persistent``
+  flag: LP-5), tensor constant or custom object; never a user input (LP-1 defect 1); integer
+  parameters stay what they are (LP-6);
+* keeps the range constraints of every dynamic dim (SE-3), and checks the result (placeholders
+  match the signature, user-input count matches the flat user args).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from typing import Any, Callable
+
+import torch
+from torch import fx, nn
+from torch.export import ExportedProgram
+from torch.export import graph_signature as gs
+from torch.utils import _pytree as pytree
+
+from trtshim.errors import TrtShimError
+
+
+class HybridExportError(TrtShimError):
+    default_hint = "the graph is not a hybrid graph trtshim can export; see trtshim.compat.hybrid"
+
+
+def engine_call(module: nn.Module) -> tuple[Any, Any] | None:
+    """``(op, engine object)`` for a module that stands for an engine, else ``None``."""
+    hook = getattr(module, "trtshim_engine_call", None)
+    if callable(hook):
+        result: tuple[Any, Any] = hook()
+        return result
+    if type(module).__name__ == "TorchTensorRTModule" and hasattr(module, "engine"):
+        return torch.ops.tensorrt.execute_engine.default, module.engine
+    return None
+
+
+def _is_script_object(value: Any) -> bool:
+    if isinstance(value, torch.ScriptObject):
+        return True
+    fake = getattr(getattr(torch, "_library", None), "fake_class_registry", None)
+    return bool(fake is not None and isinstance(value, getattr(fake, "FakeScriptObject", ())))
+
+
+def _class_fqn(obj: Any) -> str:
+    try:
+        return str(obj._type().qualified_name())
+    except Exception:
+        return str(getattr(obj, "script_class_name", type(obj).__qualname__))
+
+
+class _Builder:
+    """Copies a hybrid GraphModule into one flat graph whose attributes all live on ``self.root``."""
+
+    def __init__(self, source: fx.GraphModule, disabled: frozenset[str] = frozenset()) -> None:
+        self.source = source
+        self.disabled = disabled
+        self.root = nn.Module()
+        self.graph = fx.Graph()
+        self.attrs: dict[str, fx.Node] = {}  # FQN on root -> its get_attr node
+        self.kinds: dict[
+            str, str
+        ] = {}  # FQN -> PARAMETER / BUFFER / BUFFER_NP / CONSTANT_TENSOR / CUSTOM_OBJ
+        self.values: dict[str, Any] = {}
+        self.user_placeholders: list[fx.Node] = []
+
+    # attributes ---------------------------------------------------------------------------------
+
+    def attr(self, owner: nn.Module, target: str, fqn: str) -> fx.Node:
+        """A get_attr node for ``owner.<target>``, registered on root under ``fqn`` with its kind."""
+        if fqn in self.attrs:
+            return self.attrs[fqn]
+        *path, leaf = target.split(".")
+        holder: Any = owner
+        for part in path:
+            holder = getattr(holder, part)
+        value = getattr(holder, leaf)
+        if isinstance(holder, nn.Module) and leaf in holder._parameters:
+            kind = "PARAMETER"
+        elif isinstance(holder, nn.Module) and leaf in holder._buffers:
+            kind = "BUFFER_NP" if leaf in holder._non_persistent_buffers_set else "BUFFER"
+        elif isinstance(value, torch.Tensor):
+            kind = "CONSTANT_TENSOR"
+        elif _is_script_object(value):
+            kind = "CUSTOM_OBJ"
+        else:
+            raise HybridExportError(
+                f"attribute {fqn!r} holds a {type(value).__name__}, which cannot be lifted"
+            )
+        return self.lifted(fqn, value, kind)
+
+    def lifted(self, fqn: str, value: Any, kind: str) -> fx.Node:
+        fqn = self._unique(fqn, value)
+        if fqn in self.attrs:
+            return self.attrs[fqn]
+        self.kinds[fqn] = kind
+        self.values[fqn] = value
+        node = self.graph.get_attr(fqn)
+        self.attrs[fqn] = node
+        return node
+
+    def _unique(self, fqn: str, value: Any) -> str:
+        base, i = fqn, 0
+        while fqn in self.values and self.values[fqn] is not value:
+            i += 1
+            fqn = f"{base}_{i}"
+        return fqn
+
+    # graph copy ---------------------------------------------------------------------------------
+
+    def copy(self, gm: fx.GraphModule, args: list[Any], prefix: str) -> Any:
+        """Copy ``gm``'s graph, binding its placeholders positionally to ``args``; returns its output."""
+        env: dict[fx.Node, Any] = {}
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        if len(args) > len(placeholders):
+            raise HybridExportError(
+                f"{prefix or 'the graph'} takes {len(placeholders)} inputs, is called with {len(args)}"
+            )
+        for ph, arg in zip(placeholders, args):
+            env[ph] = arg
+        for ph in placeholders[len(args) :]:
+            if ph.args:  # a default value
+                env[ph] = ph.args[0]
+            else:
+                raise HybridExportError(f"input {ph.target!r} of {prefix} is not provided")
+
+        def lookup(n: fx.Node) -> Any:
+            return env[n]
+
+        for node in gm.graph.nodes:
+            if node.op == "placeholder":
+                continue
+            if node.op == "output":
+                return pytree.tree_map(
+                    lambda a: a,
+                    fx.node.map_aggregate(node.args[0], lambda a: env[a] if isinstance(a, fx.Node) else a),
+                )
+            if node.op == "get_attr":
+                env[node] = self.attr(gm, str(node.target), _join(prefix, str(node.target)))
+            elif node.op == "call_module":
+                sub = gm.get_submodule(str(node.target))
+                call_args = [
+                    fx.node.map_aggregate(a, lambda x: env[x] if isinstance(x, fx.Node) else x)
+                    for a in node.args
+                ]
+                if node.kwargs:
+                    raise HybridExportError(
+                        f"submodule call {node.target!r} passes keyword arguments; only positional are supported"
+                    )
+                env[node] = self.call_submodule(sub, call_args, _join(prefix, str(node.target)), node)
+            elif (
+                node.op == "call_function"
+                and node.target is operator.getitem
+                and isinstance(env.get(node.args[0]), (tuple, list))
+            ):
+                env[node] = env[node.args[0]][node.args[1]]  # indexing a submodule's multiple outputs
+            else:
+                env[node] = self.copy_node(node, lookup, prefix)
+        raise HybridExportError("the graph has no output node")
+
+    def copy_node(self, node: fx.Node, lookup: Callable[[fx.Node], Any], prefix: str) -> fx.Node:
+        def hoist(a: Any) -> Any:
+            if isinstance(a, fx.Node):
+                return lookup(a)
+            if _is_script_object(a) and "LP-1b" not in self.disabled:  # opaque object inline: hoist it (LP-1)
+                return self.lifted(_join(prefix, f"_inline_obj_{node.name}"), a, "CUSTOM_OBJ")
+            return a
+
+        args = fx.node.map_aggregate(node.args, hoist)
+        kwargs = fx.node.map_aggregate(node.kwargs, hoist)
+        new = self.graph.create_node(node.op, node.target, args, kwargs, name=node.name)  # type: ignore[arg-type]
+        new.meta = dict(node.meta)
+        return new
+
+    def call_submodule(self, sub: nn.Module, args: list[Any], fqn: str, node: fx.Node) -> Any:
+        call = engine_call(sub)
+        if call is not None:
+            op, engine = call
+            obj = (
+                engine
+                if "LP-1b" in self.disabled
+                else self.lifted(f"{fqn}_engine".replace(".", "_"), engine, "CUSTOM_OBJ")
+            )
+            out = self.graph.call_function(op, (list(args), obj))
+            val = node.meta.get("val")
+            vals = list(val) if isinstance(val, (tuple, list)) else [val]
+            out.meta["val"] = vals
+            items = []
+            for i, v in enumerate(vals):
+                item = self.graph.call_function(operator.getitem, (out, i))
+                item.meta["val"] = v
+                items.append(item)
+            return tuple(items) if isinstance(val, (tuple, list)) else items[0]
+        if isinstance(sub, fx.GraphModule):
+            return self.copy(sub, args, fqn)
+        raise HybridExportError(
+            f"submodule {fqn!r} is a {type(sub).__name__}: neither a graph nor an engine",
+            "trace it to an fx.GraphModule, or give it a trtshim_engine_call() method",
+        )
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _placeholder_name(kind: str, fqn: str) -> str:
+    prefix = {"PARAMETER": "p", "BUFFER": "b", "BUFFER_NP": "b", "CONSTANT_TENSOR": "c", "CUSTOM_OBJ": "obj"}[
+        kind
+    ]
+    return f"{prefix}_{re.sub(r'[^0-9a-zA-Z_]', '_', fqn)}".lower()
+
+
+def _register(
+    root: nn.Module, fqn: str, value: Any, kind: str, disabled: frozenset[str] = frozenset()
+) -> None:
+    *path, leaf = fqn.split(".")
+    mod = root
+    for part in path:
+        if part not in mod._modules:
+            mod.add_module(part, nn.Module())
+        mod = mod._modules[part]  # type: ignore[assignment]
+    if kind == "PARAMETER":
+        if "LP-6" in disabled:  # what the upstream lift() did: a fresh Parameter, requires_grad=True
+            value = nn.Parameter(value.detach())
+        elif not isinstance(value, nn.Parameter):  # never requires_grad on integers (LP-6)
+            value = nn.Parameter(value, requires_grad=value.is_floating_point() and value.requires_grad)
+        mod.register_parameter(leaf, value)
+    elif kind in ("BUFFER", "BUFFER_NP"):
+        mod.register_buffer(leaf, value, persistent=kind == "BUFFER")
+    else:
+        setattr(mod, leaf, value)
+
+
+_KIND_ORDER = ("PARAMETER", "BUFFER", "BUFFER_NP", "CONSTANT_TENSOR", "CUSTOM_OBJ")
+
+
+def _fields(cls: Any) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+
+
+def _input_spec(
+    kind: str,
+    name: str,
+    fqn: str | None,
+    class_fqn: str | None = None,
+    disabled: frozenset[str] = frozenset(),
+) -> gs.InputSpec:
+    kinds = {"BUFFER_NP": "BUFFER", "USER": "USER_INPUT"}
+    input_kind = getattr(gs.InputKind, kinds.get(kind, kind), None)
+    if input_kind is None:
+        raise HybridExportError(
+            f"torch {torch.__version__} has no InputKind.{kind}: it cannot express a lifted {kind.lower()} ",
+            "use torch >= 2.3 for graphs that hold opaque engine objects",
+        )
+    arg: Any = (
+        gs.CustomObjArgument(name=name, class_fqn=class_fqn or "")
+        if kind == "CUSTOM_OBJ"
+        else gs.TensorArgument(name=name)
+    )
+    kwargs: dict[str, Any] = {"kind": input_kind, "arg": arg, "target": fqn}
+    if "LP-1a" in disabled and kind != "USER":  # what the pre-fix upstream exporter declared
+        return _input_spec("USER", name, None)
+    if "persistent" in _fields(gs.InputSpec) and "LP-5" not in disabled:
+        kwargs["persistent"] = {"BUFFER": True, "BUFFER_NP": False}.get(kind)
+    return gs.InputSpec(**kwargs)
+
+
+def _fake_mode(nodes: list[fx.Node]) -> Any:
+    from torch._guards import detect_fake_mode
+
+    return detect_fake_mode([n.meta.get("val") for n in nodes if isinstance(n.meta.get("val"), torch.Tensor)])
+
+
+def _range_constraints(user_nodes: list[fx.Node], fake_mode: Any) -> dict[Any, Any]:
+    shape_env = getattr(fake_mode, "shape_env", None)
+    if shape_env is None:
+        return {}
+    out: dict[Any, Any] = {}
+    for node in user_nodes:
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            continue
+        for d in val.shape:
+            expr = getattr(getattr(d, "node", None), "expr", None)
+            for sym in getattr(expr, "free_symbols", ()):
+                if sym in shape_env.var_to_range:
+                    out[sym] = shape_env.var_to_range[sym]
+    return out
+
+
+def _module_call_graph(in_spec: Any, out_spec: Any) -> list[Any]:
+    from torch.export.exported_program import ModuleCallEntry, ModuleCallSignature
+
+    sig_fields = _fields(ModuleCallSignature)
+    kwargs: dict[str, Any] = {"inputs": [], "outputs": [], "in_spec": in_spec, "out_spec": out_spec}
+    if "forward_arg_names" in sig_fields:
+        kwargs["forward_arg_names"] = None
+    return [ModuleCallEntry(fqn="", signature=ModuleCallSignature(**kwargs))]
+
+
+def export_hybrid(
+    gm: fx.GraphModule,
+    example_args: tuple[Any, ...] | list[Any],
+    example_kwargs: dict[str, Any] | None = None,
+    *,
+    disable: tuple[str, ...] | frozenset[str] = (),
+) -> ExportedProgram:
+    """An ``ExportedProgram`` equivalent to the hybrid ``gm`` (see the module docstring).
+
+    ``disable`` turns off fixes: the ids of fixes this environment does not need (``fixes.select``),
+    or, in tests that reproduce an upstream defect, ``"LP-1a"`` (lifted values declared as user
+    inputs), ``"LP-1b"`` (opaque objects left inline, no fallback guard), ``"LP-5"``, ``"LP-6"``.
+    """
+    disabled = frozenset(disable)
+    if "LP-1" in disabled:
+        disabled |= {"LP-1a", "LP-1b"}
+    flat_args, in_spec = pytree.tree_flatten((tuple(example_args), dict(example_kwargs or {})))
+    source_placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(source_placeholders) != len(flat_args):
+        raise HybridExportError(
+            f"the graph has {len(source_placeholders)} inputs but {len(flat_args)} example inputs were given",
+            "pass the inputs the graph was compiled with",
+        )
+    b = _Builder(gm, disabled)
+    users: list[fx.Node] = []
+    for ph in source_placeholders:
+        new = b.graph.placeholder(ph.name)
+        new.meta = dict(ph.meta)
+        users.append(new)
+    out = b.copy(gm, list(users), "")
+    pytree_info = getattr(gm.graph._codegen, "pytree_info", None)
+    if pytree_info is not None and pytree_info.out_spec is not None:
+        # the graph's output node holds the flat outputs; its codegen holds the structure
+        out_flat, out_spec = list(out), pytree_info.out_spec
+        in_spec = pytree_info.in_spec or in_spec
+    else:
+        out_flat, out_spec = pytree.tree_flatten(out)
+    b.graph.output(tuple(out_flat))
+
+    fake_mode = _fake_mode(users + [n for n in b.graph.nodes if n.op == "call_function"])
+    specs: list[gs.InputSpec] = []
+    first_user = users[0] if users else None
+    for kind in _KIND_ORDER:
+        for fqn, node in list(b.attrs.items()):
+            if b.kinds[fqn] != kind:
+                continue
+            name = _placeholder_name(kind, fqn)
+            ctx = (
+                b.graph.inserting_before(first_user)
+                if first_user is not None
+                else b.graph.inserting_before(node)
+            )
+            with ctx:
+                ph = b.graph.placeholder(name)
+            value = b.values[fqn]
+            class_fqn = _class_fqn(value) if kind == "CUSTOM_OBJ" else None
+            if kind == "CUSTOM_OBJ":
+                ph.meta["val"] = gs.CustomObjArgument(name=ph.name, class_fqn=class_fqn or "")
+            elif fake_mode is not None:
+                ph.meta["val"] = fake_mode.from_tensor(value, static_shapes=True)
+            node.replace_all_uses_with(ph)
+            b.graph.erase_node(node)
+            specs.append(_input_spec(kind, ph.name, fqn, class_fqn, disabled))
+            _register(b.root, fqn, value, kind, disabled)
+    specs += [_input_spec("USER", n.name, None) for n in users]
+    out_specs = [
+        gs.OutputSpec(
+            kind=gs.OutputKind.USER_OUTPUT,
+            arg=gs.TensorArgument(name=n.name) if isinstance(n, fx.Node) else gs.ConstantArgument(value=n),
+            target=None,
+        )  # type: ignore[call-arg]
+        for n in out_flat
+    ]
+    signature = gs.ExportGraphSignature(input_specs=specs, output_specs=out_specs)
+    state_dict = {f: v for f, v in b.values.items() if b.kinds[f] in ("PARAMETER", "BUFFER")}
+    constants = {f: v for f, v in b.values.items() if b.kinds[f] not in ("PARAMETER", "BUFFER")}
+    if "LP-1a" in disabled:  # the pre-fix exporter kept every lifted value as an input of the program
+        state_dict = {}
+    ep = _make_program(
+        b, signature, state_dict, constants, _range_constraints(users, fake_mode), in_spec, out_spec, disabled
+    )
+    if not disabled:
+        check_program(ep, len(flat_args))
+    return ep
+
+
+def _make_program(
+    b: _Builder,
+    signature: gs.ExportGraphSignature,
+    state_dict: dict[str, Any],
+    constants: dict[str, Any],
+    range_constraints: dict[Any, Any],
+    in_spec: Any,
+    out_spec: Any,
+    disabled: frozenset[str] = frozenset(),
+) -> ExportedProgram:
+    import inspect
+
+    params = inspect.signature(ExportedProgram.__init__).parameters
+    kwargs: dict[str, Any] = {
+        "root": b.root,
+        "graph": b.graph,
+        "graph_signature": signature,
+        "state_dict": state_dict,
+        "range_constraints": range_constraints,
+        "module_call_graph": _module_call_graph(in_spec, out_spec),
+    }
+    if "equality_constraints" in params:  # torch 2.2
+        kwargs["equality_constraints"] = []
+    if "constants" in params:
+        kwargs["constants"] = constants
+    elif constants:  # torch 2.2: tensor constants only
+        kwargs["tensor_constants"] = constants
+    if "LP-1b" in disabled:
+        return ExportedProgram(**kwargs)
+    with guard_graph_module_fallback():
+        return ExportedProgram(**kwargs)
+
+
+def check_program(ep: ExportedProgram, n_user_args: int) -> None:
+    """The self-check after building: placeholders match the signature, user inputs match the args."""
+    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    specs = ep.graph_signature.input_specs
+    if len(placeholders) != len(specs):
+        raise HybridExportError(
+            f"built a program with {len(placeholders)} placeholders for {len(specs)} input specs"
+        )
+    for node, spec in zip(placeholders, specs):
+        if node.name != getattr(spec.arg, "name", None):
+            raise HybridExportError(f"placeholder {node.name!r} does not match its input spec {spec.arg}")
+    users = sum(1 for s in specs if s.kind == gs.InputKind.USER_INPUT)
+    if users != n_user_args:
+        raise HybridExportError(f"built a program with {users} user inputs for {n_user_args} flat user args")
+    for node in ep.graph.nodes:
+        if node.op == "get_attr" and not hasattr(ep.graph_module, str(node.target)):
+            raise HybridExportError(f"the program's graph module lost the attribute {node.target!r} (LP-1)")
+
+
+def guard_graph_module_fallback() -> Any:
+    """Scope in which torch's ``_create_graph_module_for_export`` keeps every ``get_attr`` target.
+
+    When code generation fails (an object rendered inline), torch falls back to an empty
+    ``GraphModule`` and copies no attributes (LP-1, still present in torch 2.13). Inside this scope
+    the fallback also copies every ``get_attr`` target from the root.
+    """
+    from trtshim.fixes.lp1_engine_with_weights import graph_module_fallback_patch
+
+    return graph_module_fallback_patch()

@@ -1,0 +1,70 @@
+"""LP-1: a program holding weighted layers *and* an engine op fails at inference.
+
+Upstream: Torch-TensorRT's legacy exporter declared lifted weights as user inputs
+(``Unexpected number of inputs (expected 3, got 1)``) and passed the engine ScriptObject inline, so
+torch's ``_create_graph_module_for_export`` hit a SyntaxError, fell back to an empty GraphModule and
+dropped every ``get_attr`` target (``GraphModule does not contain attribute conv_weight``).
+Links: pytorch/TensorRT#2576, pytorch/pytorch#116831, fixed in TensorRT#2575 (kinds) and #2691
+(engine as a lifted custom object; torch_tensorrt 2.3.0). The torch-side fallback is still there.
+Fix: trtshim's hybrid exporter (``trtshim.compat.hybrid``) lifts by kind and hoists every opaque
+object; while it builds a program, a scoped patch makes the fallback copy ``get_attr`` targets.
+Delete when torch_tensorrt < 2.3 leaves the matrix *and* torch's fallback copies attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtshim.fixes.patching import ScopedPatch
+from trtshim.fixes.registry import Fix
+
+
+def _copy_get_attrs(original: Any) -> Any:
+    def create_graph_module_for_export(root: Any, graph: Any) -> Any:
+        from torch.fx.graph_module import _copy_attr
+
+        gm = original(root, graph)
+        for node in graph.nodes:
+            if (
+                node.op == "get_attr"
+                and not _has_attr(gm, str(node.target))
+                and _has_attr(root, str(node.target))
+            ):
+                _copy_attr(root, gm, str(node.target))
+        return gm
+
+    return create_graph_module_for_export
+
+
+def _has_attr(obj: Any, target: str) -> bool:
+    for part in target.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+GRAPH_MODULE_FALLBACK = ScopedPatch(
+    "torch.export.exported_program", "_create_graph_module_for_export", _copy_get_attrs
+)
+
+
+def graph_module_fallback_patch() -> ScopedPatch:
+    return GRAPH_MODULE_FALLBACK
+
+
+FIX = Fix(
+    id="LP-1",
+    family="lifted-params",
+    title="weights + engine op: lift by kind, hoist opaque objects, keep get_attr targets on fallback",
+    affected={"torch": ">=2.2"},
+    fixed_in={"torch_tensorrt": "2.3.0", "torch": ""},
+    links=(
+        "https://github.com/pytorch/TensorRT/issues/2576",
+        "https://github.com/pytorch/pytorch/issues/116831",
+        "https://github.com/pytorch/TensorRT/pull/2575",
+        "https://github.com/pytorch/TensorRT/pull/2691",
+    ),
+    stage="save",
+    how="transform+patch",
+)

@@ -1,0 +1,27 @@
+"""LP-4: ``torch.export.load`` has no ``map_location``; weights and lifted constants load where they were saved.
+
+Upstream: pytorch/pytorch#114000, pytorch/TensorRT#2341, #2626, pytorch/pytorch#118621; a
+``map_location`` for ``torch.export.load`` (pytorch/pytorch#189876) is still open.
+Fix: ``load(device=...)`` moves parameters, buffers *and* lifted tensor constants (registered as
+buffers on ``CompiledModule``, so ``.to()`` moves them too). Delete when torch.export.load takes a
+map_location on every supported torch.
+"""
+
+from __future__ import annotations
+
+from trtshim.fixes.registry import Fix
+
+FIX = Fix(
+    id="LP-4",
+    family="lifted-params",
+    title="load(device=...) moves weights, buffers and lifted tensor constants",
+    affected={"torch": ">=2.2"},
+    fixed_in={},
+    links=(
+        "https://github.com/pytorch/pytorch/issues/114000",
+        "https://github.com/pytorch/TensorRT/issues/2626",
+        "https://github.com/pytorch/pytorch/pull/189876",
+    ),
+    stage="load",
+    how="transform",
+)
