@@ -1,4 +1,4 @@
-"""``trtshim`` command line: doctor, demo, inspect."""
+"""``trtshim`` command line: doctor, demo, fixes, inspect."""
 
 from __future__ import annotations
 
@@ -88,6 +88,38 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fixes(args: argparse.Namespace) -> int:
+    from trtshim.compat.environment import detect
+    from trtshim.fixes import REGISTRY, select
+
+    env = detect()
+    report = select(env, REGISTRY)
+    if args.json:
+        rows = []
+        for d in report.decisions:
+            row = d.to_dict()
+            row.update(
+                affected=d.fix.affected,
+                fixed_in=d.fix.fixed_in,
+                links=list(d.fix.links),
+                stage=d.fix.stage,
+                how=d.fix.how,
+            )
+            rows.append(row)
+        _print_json({"environment": env.to_dict(), "fixes": rows})
+        return 0
+    torch_v = env.torch.raw if env.torch else "not installed"
+    ttrt = env.torch_tensorrt.raw if env.torch_tensorrt else "not installed"
+    print(
+        f"fixes for torch {torch_v}, torch_tensorrt {ttrt}: {len(report.applied_ids)} of {len(REGISTRY)} apply\n"
+    )
+    for d in report.decisions:
+        mark = "applied" if d.applied else "skipped"
+        print(f"{d.fix.id:<6} {mark:<8} [{d.fix.family}, {d.fix.stage}] {d.fix.title}")
+        print(f"{'':<15} why: {d.reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trtshim", description="One stable compile/save/load API for PyTorch + Torch-TensorRT."
@@ -106,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR", help="write the artifact into DIR and keep it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fixes", help="every registered fix: applied or skipped here, and why")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_fixes)
 
     p = sub.add_parser("inspect", help="show an artifact's manifest without loading it")
     p.add_argument("file")

@@ -375,6 +375,7 @@ def export_hybrid(
             specs.append(_input_spec(kind, ph.name, fqn, class_fqn, disabled))
             _register(b.root, fqn, value, kind, disabled)
     specs += [_input_spec("USER", n.name, None) for n in users]
+    _fill_missing_meta(b, users, flat_args, fake_mode)
     out_specs = [
         gs.OutputSpec(
             kind=gs.OutputKind.USER_OUTPUT,
@@ -394,6 +395,25 @@ def export_hybrid(
     if not disabled:
         check_program(ep, len(flat_args))
     return ep
+
+
+def _fill_missing_meta(b: _Builder, users: list[fx.Node], flat_args: list[Any], fake_mode: Any) -> None:
+    """Graphs traced without fake values (e.g. ``fx.symbolic_trace``) get them by fake propagation."""
+    nodes = [n for n in b.graph.nodes if n.op in ("placeholder", "call_function")]
+    if all("val" in n.meta for n in nodes):
+        return
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+
+    mode = fake_mode or FakeTensorMode(allow_non_fake_inputs=True)
+    by_name = {_placeholder_name(b.kinds[f], f): b.values[f] for f in b.values}
+    user_values = dict(zip((n.name for n in users), flat_args))
+    args = [by_name.get(n.name, user_values.get(n.name)) for n in b.graph.nodes if n.op == "placeholder"]
+    saved = {n: n.meta.get("val") for n in b.graph.nodes if n.op == "placeholder"}
+    FakeTensorProp(fx.GraphModule(b.root, b.graph), mode=mode).propagate(*args)
+    for node, val in saved.items():  # keep what lifting set (custom objects carry CustomObjArgument)
+        if val is not None:
+            node.meta["val"] = val
 
 
 def _make_program(

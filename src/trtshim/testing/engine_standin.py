@@ -13,6 +13,7 @@ Importing this module registers the op (once per process).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -49,7 +50,9 @@ def make_engine(conv: nn.Conv2d) -> tuple[Any, nn.Conv2d]:
     assert conv.in_channels == conv.out_channels and conv.padding == (1, 1), (
         "the stand-in engine is shape-preserving"
     )
-    qweight = torch.quantize_per_tensor(conv.weight.detach(), 0.01, 0, torch.qint8)
+    with warnings.catch_warnings():  # torch >= 2.13 deprecates quantized tensors; the stand-in needs one
+        warnings.simplefilter("ignore", UserWarning)
+        qweight = torch.quantize_per_tensor(conv.weight.detach(), 0.01, 0, torch.qint8)
     bias = conv.bias.detach() if conv.bias is not None else None
     packed = torch.ops.quantized.conv2d_prepack(qweight, bias, [1, 1], [1, 1], [1, 1], 1)
     with torch.no_grad():

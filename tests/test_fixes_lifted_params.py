@@ -1,0 +1,254 @@
+"""LP-1 ... LP-8: each test shows the upstream failure (its real error text) with the fix off, on a
+torch where the defect exists, and the working result with the fix on. Gates read installed versions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from torch import fx
+
+from trtshim import compat
+from trtshim.compat import hybrid
+from trtshim.fixes import REGISTRY, by_id, select
+from trtshim.fixes.lp1_engine_with_weights import GRAPH_MODULE_FALLBACK
+from trtshim.testing.engine_standin import make_engine, make_hybrid, make_seed_model
+
+ENV = compat.detect()
+assert ENV.torch is not None
+TORCH = ENV.torch.release.release[:2] if ENV.torch.release else (0, 0)
+
+
+def decision(fix_id: str):
+    (d,) = [d for d in select(ENV, REGISTRY).decisions if d.fix.id == fix_id]
+    return d
+
+
+@pytest.fixture(scope="module")
+def seed():
+    model, engine = make_seed_model()
+    x = torch.randn(1, 3, 8, 8)
+    return model, make_hybrid(model, engine, (x,)), x
+
+
+def test_lp1_weights_declared_as_user_inputs(seed) -> None:
+    model, gm, x = seed
+    if TORCH < (2, 3):
+        pytest.skip("torch 2.2 has no lifted custom objects: the seed graph needs torch >= 2.3")
+    broken = hybrid.export_hybrid(gm, (x,), disable=("LP-1a",))
+    with pytest.raises(RuntimeError, match=r"Unexpected number of inputs \(expected \d+, got 1\)"):
+        broken.module()(x)
+    fixed = hybrid.export_hybrid(gm, (x,))
+    with torch.inference_mode():
+        assert torch.equal(compat.CompiledModule(fixed, backend="hybrid", environment=ENV)(x), model(x))
+    assert decision("LP-1").applied
+
+
+def test_lp1_inline_engine_object_drops_attributes() -> None:
+    """The torch-side half, reproduced as in pytorch#116831: an inline ScriptObject makes code
+    generation fail and the fallback GraphModule loses every get_attr target."""
+    from torch.export.exported_program import _create_graph_module_for_export
+
+    engine, _ = make_engine(torch.nn.Conv2d(3, 3, 3, padding=1))
+    g = fx.Graph()
+    x = g.placeholder("x")
+    w = g.get_attr("conv_weight")
+    y = g.call_function(
+        torch.ops.aten.convolution.default, (x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    )
+    g.output(g.call_function(torch.ops.trtshim_standin.execute_engine.default, ([y], engine)))
+    root = torch.nn.Module()
+    root.register_parameter("conv_weight", torch.nn.Parameter(torch.randn(3, 3, 3, 3)))
+
+    original = _create_graph_module_for_export
+    with pytest.warns(UserWarning, match="Unable to execute the generated python source code"):
+        broken = _create_graph_module_for_export(root, g)
+    assert not hasattr(broken, "conv_weight")  # the upstream defect
+    with pytest.raises(RuntimeError, match="Node referenced nonexistent target conv_weight"):
+        fx.Interpreter(broken).run(torch.randn(1, 3, 8, 8))
+
+    with GRAPH_MODULE_FALLBACK, pytest.warns(UserWarning):
+        from torch.export import exported_program
+
+        guarded = exported_program._create_graph_module_for_export(root, g)
+    assert hasattr(guarded, "conv_weight")
+    out = fx.Interpreter(guarded).run(torch.randn(1, 3, 8, 8))
+    assert out[0].shape == (1, 3, 8, 8)
+    assert exported_program._create_graph_module_for_export is original  # restored on exit
+
+
+def test_lp1_exporter_hoists_inline_objects(seed) -> None:
+    if TORCH < (2, 3):
+        pytest.skip("torch 2.2 has no lifted custom objects")
+    _, gm, x = seed
+    broken = hybrid.export_hybrid(gm, (x,), disable=("LP-1b",))
+    with pytest.raises(SyntaxError):  # generated code cannot render the inline ScriptObject
+        broken.module()
+    fixed = hybrid.export_hybrid(gm, (x,))
+    objs = [s for s in fixed.graph_signature.input_specs if s.kind.name == "CUSTOM_OBJ"]
+    assert [s.target for s in objs] == ["_run_on_acc_1_engine"]
+
+
+def test_scoped_patch_is_thread_safe_and_restores() -> None:
+    from torch.export import exported_program
+
+    original = exported_program._create_graph_module_for_export
+    inside = threading.Barrier(4)
+    seen = []
+
+    def worker() -> None:
+        with GRAPH_MODULE_FALLBACK:
+            inside.wait()
+            seen.append(exported_program._create_graph_module_for_export is not original)
+            inside.wait()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [True] * 4
+    assert exported_program._create_graph_module_for_export is original
+    assert not GRAPH_MODULE_FALLBACK.active
+
+
+def test_lp2_program_is_not_callable(small_cnn, example, compile_quiet) -> None:
+    compiled = compile_quiet(small_cnn, (example,))
+    d = decision("LP-2")
+    if TORCH >= (2, 3):
+        with pytest.raises(RuntimeError, match="Unable to call ExportedProgram directly"):
+            compiled.program(example)
+        assert d.applied
+    else:
+        assert not d.applied and "outside" in d.reason  # torch 2.2 programs are callable
+    with torch.inference_mode():
+        assert torch.equal(compiled(example), small_cnn(example))
+
+
+def test_lp4_load_moves_lifted_constants(small_cnn, example, compile_quiet, tmp_path: Path) -> None:
+    path = tmp_path / "m.pt2"
+    compat.save(compile_quiet(small_cnn, (example,)), path)
+    import inspect
+
+    assert "map_location" not in inspect.signature(torch.export.load).parameters  # the upstream gap
+    plain = torch.export.load(path).module().to("meta")
+    with pytest.raises(RuntimeError, match="device"):  # a lifted tensor constant stayed on cpu
+        plain(example.to("meta"))
+    loaded = compat.load(path, device="meta")
+    assert loaded(example.to("meta")).device.type == "meta"
+    assert decision("LP-4").applied
+
+
+def test_lp5_buffer_without_persistent_flag(seed) -> None:
+    _, gm, x = seed
+    d = decision("LP-5")
+    if TORCH < (2, 3):
+        assert not d.applied and "no persistent field" in d.reason
+        pytest.skip("torch 2.2 has no persistent flag: LP-5 is not applied here")
+    with pytest.raises(AssertionError, match="Failed to specify persistent flag on BUFFER"):
+        hybrid.export_hybrid(gm, (x,), disable=("LP-5",))
+    fixed = hybrid.export_hybrid(gm, (x,))
+    buffers = [s for s in fixed.graph_signature.input_specs if s.kind.name == "BUFFER"]
+    assert buffers and all(s.persistent is True for s in buffers)
+    assert d.applied
+
+
+def test_lp5_non_persistent_buffers_keep_their_flag() -> None:
+    class WithScale(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("scale", torch.full((1,), 3.0), persistent=False)
+
+        def forward(self, x):
+            return x * self.scale
+
+    gm = fx.symbolic_trace(WithScale())
+    gm.register_buffer("scale", torch.full((1,), 3.0), persistent=False)  # fx's copy drops the flag
+    x = torch.randn(2)
+    for node in gm.graph.nodes:  # symbolic_trace gives no fake values; add them as export would
+        if node.op == "placeholder":
+            node.meta["val"] = x
+    ep = hybrid.export_hybrid(gm, (x,))
+    (spec,) = [s for s in ep.graph_signature.input_specs if s.kind.name == "BUFFER"]
+    assert getattr(spec, "persistent", False) is False or TORCH < (2, 3)
+    assert torch.equal(compat.CompiledModule(ep, backend="hybrid", environment=ENV)(x), x * 3)
+
+
+def test_lp6_integer_parameter(seed) -> None:
+    model, gm, x = seed
+    with pytest.raises(
+        RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"
+    ):
+        hybrid.export_hybrid(gm, (x,), disable=("LP-6",))
+    fixed = hybrid.export_hybrid(gm, (x,)) if TORCH >= (2, 3) else None
+    if fixed is not None:
+        assert fixed.state_dict["_run_on_gpu_2.steps"].dtype == torch.int64
+    assert decision("LP-6").applied
+
+
+def _collision_graph() -> tuple[fx.GraphModule, torch.Tensor, torch.Tensor]:
+    """A parent whose node names collide with the submodule's placeholder names, crosswise."""
+    sub_graph = fx.Graph()
+    a = sub_graph.placeholder("b")  # first input is named like the parent's *second* value
+    b = sub_graph.placeholder("a")
+    sub_graph.output(sub_graph.call_function(torch.ops.aten.sub.Tensor, (a, b)))
+    sub = fx.GraphModule(torch.nn.Module(), sub_graph)
+    g = fx.Graph()
+    pa, pb = g.placeholder("a"), g.placeholder("b")
+    g.output(g.call_module("_run_on_gpu_0", (pa, pb)))
+    root = torch.nn.Module()
+    root.add_module("_run_on_gpu_0", sub)
+    gm = fx.GraphModule(root, g)
+    xa, xb = torch.tensor([5.0]), torch.tensor([2.0])
+    for node, val in zip([pa, pb], [xa, xb]):
+        node.meta["val"] = val
+    return gm, xa, xb
+
+
+def _inline_by_name(gm: fx.GraphModule) -> fx.GraphModule:
+    """The upstream mechanism in miniature: submodule placeholders matched to parent nodes by name."""
+    out = fx.Graph()
+    parent = {n.name: out.node_copy(n) for n in gm.graph.nodes if n.op == "placeholder"}
+    call = next(n for n in gm.graph.nodes if n.op == "call_module")
+    sub = gm.get_submodule(str(call.target))
+    env = {p: parent[p.name] for p in sub.graph.nodes if p.op == "placeholder"}
+    result = None
+    for n in sub.graph.nodes:
+        if n.op == "call_function":
+            result = env[n] = out.node_copy(n, lambda a: env[a])
+    out.output(result)
+    return fx.GraphModule(torch.nn.Module(), out)
+
+
+def test_lp7_submodule_inputs_wired_positionally() -> None:
+    gm, xa, xb = _collision_graph()
+    assert torch.equal(gm(xa, xb), xa - xb)  # 3: what the graph means
+    assert torch.equal(_inline_by_name(gm)(xa, xb), xb - xa)  # -3: by-name wiring swapped the inputs
+    ep = hybrid.export_hybrid(gm, (xa, xb))
+    assert torch.equal(compat.CompiledModule(ep, backend="hybrid", environment=ENV)(xa, xb), xa - xb)
+    assert decision("LP-7").applied
+
+
+def test_lp8_lifted_values_are_not_keyed_by_node_name(small_cnn, example, compile_quiet) -> None:
+    ep = compile_quiet(small_cnn, (example,)).program
+    params = [s for s in ep.graph_signature.input_specs if s.kind.name == "PARAMETER"]
+    names = [s.arg.name for s in params]
+    with pytest.raises(KeyError):  # what a lookup by placeholder name does
+        [ep.state_dict[n] for n in names]
+    from trtshim.compat.program import input_slots, lifted_value, program_constants
+
+    slots = [s for s in input_slots(ep) if s.kind == "PARAMETER"]
+    values = [lifted_value(ep, s, program_constants(ep)) for s in slots]
+    assert [v.shape for v in values] == [ep.state_dict[s.target].shape for s in params]
+    assert decision("LP-8").applied
+
+
+def test_fixes_not_needed_are_not_applied_and_say_why() -> None:
+    report = select(ENV, REGISTRY)
+    for d in report.decisions:
+        assert d.reason
+        if not d.applied:
+            assert "outside" in d.reason or "not installed" in d.reason or "probe" in d.reason
+    assert by_id("LP-1").links
