@@ -177,7 +177,7 @@ def test_lp5_non_persistent_buffers_keep_their_flag() -> None:
 
 
 def test_lp6_integer_parameter(seed) -> None:
-    model, gm, x = seed
+    _, gm, x = seed
     with pytest.raises(
         RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"
     ):

@@ -178,7 +178,7 @@ class _Builder:
 
         args = fx.node.map_aggregate(node.args, hoist)
         kwargs = fx.node.map_aggregate(node.kwargs, hoist)
-        new = self.graph.create_node(node.op, node.target, args, kwargs, name=node.name)  # type: ignore[arg-type]
+        new = self.graph.create_node(node.op, node.target, args, kwargs, name=node.name)
         new.meta = dict(node.meta)
         return new
 
@@ -376,14 +376,7 @@ def export_hybrid(
             _register(b.root, fqn, value, kind, disabled)
     specs += [_input_spec("USER", n.name, None) for n in users]
     _fill_missing_meta(b, users, flat_args, fake_mode)
-    out_specs = [
-        gs.OutputSpec(
-            kind=gs.OutputKind.USER_OUTPUT,
-            arg=gs.TensorArgument(name=n.name) if isinstance(n, fx.Node) else gs.ConstantArgument(value=n),
-            target=None,
-        )  # type: ignore[call-arg]
-        for n in out_flat
-    ]
+    out_specs = [_output_spec(n) for n in out_flat]
     signature = gs.ExportGraphSignature(input_specs=specs, output_specs=out_specs)
     state_dict = {f: v for f, v in b.values.items() if b.kinds[f] in ("PARAMETER", "BUFFER")}
     constants = {f: v for f, v in b.values.items() if b.kinds[f] not in ("PARAMETER", "BUFFER")}
@@ -395,6 +388,15 @@ def export_hybrid(
     if not disabled:
         check_program(ep, len(flat_args))
     return ep
+
+
+def _output_spec(value: Any) -> gs.OutputSpec:
+    if isinstance(value, fx.Node):
+        arg: Any = gs.TensorArgument(name=value.name)
+    else:  # a constant output; ConstantArgument gained a name field in torch 2.3
+        fields = _fields(gs.ConstantArgument)
+        arg = gs.ConstantArgument(**({"name": "", "value": value} if "name" in fields else {"value": value}))
+    return gs.OutputSpec(kind=gs.OutputKind.USER_OUTPUT, arg=arg, target=None)
 
 
 def _fill_missing_meta(b: _Builder, users: list[fx.Node], flat_args: list[Any], fake_mode: Any) -> None:

@@ -134,7 +134,7 @@ def make_hybrid(
     try:
         fused = fuse_by_partitions(gm, [dict.fromkeys(s) for s in segments])
     except (TypeError, AttributeError):  # older torch takes lists
-        fused = fuse_by_partitions(gm, segments)
+        fused = fuse_by_partitions(gm, segments)  # type: ignore[arg-type]
     calls = [n for n in fused.graph.nodes if n.op == "call_module" and n.target.startswith("fused_")]
     for index, node in enumerate(sorted(calls, key=lambda n: int(n.target.rsplit("_", 1)[-1]))):
         name = f"_run_on_acc_{index}" if index == 1 else f"_run_on_gpu_{index}"
