@@ -66,7 +66,7 @@ def test_lp1_inline_engine_object_drops_attributes() -> None:
     with pytest.warns(UserWarning, match="Unable to execute the generated python source code"):
         broken = _create_graph_module_for_export(root, g)
     assert not hasattr(broken, "conv_weight")  # the upstream defect
-    with pytest.raises(RuntimeError, match="Node referenced nonexistent target conv_weight"):
+    with pytest.raises(RuntimeError, match="Node referenced nonexistent target"):
         fx.Interpreter(broken).run(torch.randn(1, 3, 8, 8))
 
     with GRAPH_MODULE_FALLBACK, pytest.warns(UserWarning):
@@ -134,11 +134,17 @@ def test_lp4_load_moves_lifted_constants(small_cnn, example, compile_quiet, tmp_
 
     assert "map_location" not in inspect.signature(torch.export.load).parameters  # the upstream gap
     plain = torch.export.load(path).module().to("meta")
-    with pytest.raises(RuntimeError, match="device"):  # a lifted tensor constant stayed on cpu
-        plain(example.to("meta"))
+    if TORCH >= (2, 5):
+        with pytest.raises(
+            RuntimeError, match="is not on the expected device meta"
+        ):  # a constant stayed on cpu
+            plain(example.to("meta"))
+        assert decision("LP-4").applied
+    else:  # torch <= 2.4 registers lifted constants as buffers of .module(): nothing to fix
+        assert plain(example.to("meta")).device.type == "meta"
+        assert not decision("LP-4").applied
     loaded = compat.load(path, device="meta")
     assert loaded(example.to("meta")).device.type == "meta"
-    assert decision("LP-4").applied
 
 
 def test_lp5_buffer_without_persistent_flag(seed) -> None:

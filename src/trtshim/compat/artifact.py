@@ -48,6 +48,7 @@ def export_schema_version() -> list[int]:
 
 def environment_record(env: Environment) -> dict[str, Any]:
     record = env.to_dict()
+    record["torch"] = torch.__version__  # carries the local tag (+cu130) that wheel metadata omits
     record["cuda"] = torch.version.cuda
     record["tensorrt_version"] = env.tensorrt_version
     return record

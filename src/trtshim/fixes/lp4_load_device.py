@@ -2,6 +2,8 @@
 
 Upstream: pytorch/pytorch#114000, pytorch/TensorRT#2341, #2626, pytorch/pytorch#118621; a
 ``map_location`` for ``torch.export.load`` (pytorch/pytorch#189876) is still open.
+From torch 2.5 (measured: 2.2-2.4 no, 2.5-2.15 yes) ``ep.module().to(device)`` also leaves lifted tensor
+constants behind: ``Tensor on device cpu is not on the expected device meta!``.
 Fix: ``load(device=...)`` moves parameters, buffers *and* lifted tensor constants (registered as
 buffers on ``CompiledModule``, so ``.to()`` moves them too). Delete when torch.export.load takes a
 map_location on every supported torch.
@@ -15,7 +17,7 @@ FIX = Fix(
     id="LP-4",
     family="lifted-params",
     title="load(device=...) moves weights, buffers and lifted tensor constants",
-    affected={"torch": ">=2.2"},
+    affected={"torch": ">=2.5"},
     fixed_in={},
     links=(
         "https://github.com/pytorch/pytorch/issues/114000",
