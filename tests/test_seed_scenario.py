@@ -16,6 +16,12 @@ from trtshim import compat
 from trtshim.compat.manifest import read_manifest
 from trtshim.testing.engine_standin import QUALNAME, make_hybrid, make_seed_model
 
+OLD_TORCH = compat.detect().torch.line == "2.2"  # type: ignore[union-attr]
+needs_custom_objects = pytest.mark.skipif(
+    OLD_TORCH,
+    reason="torch 2.2 cannot lift opaque objects; test_torch_2_2_refuses_with_a_typed_error covers it",
+)
+
 CHILD = """
 import json, sys, torch, warnings
 warnings.simplefilter("ignore")
@@ -42,6 +48,7 @@ def _fresh_process(path: Path, inputs: list[torch.Tensor], tmp_path: Path) -> tu
     return torch.load(os.fspath(path) + ".out"), json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@needs_custom_objects
 def test_seed_hybrid_graph_saves_and_loads_in_a_fresh_process(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
@@ -68,10 +75,11 @@ def test_seed_hybrid_graph_saves_and_loads_in_a_fresh_process(tmp_path: Path) ->
     assert child["backend"] == "hybrid"
 
 
+@needs_custom_objects
 def test_seed_with_dynamic_batch_keeps_its_range(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(2, 3, 8, 8)
-    batch = torch.export.Dim("batch", min=2, max=8)
+    batch = torch.export.Dim("batch", min=2, max=8)  # torch 2.2 caps conv batches below 16
     hybrid = make_hybrid(model, engine, (x,), dynamic_shapes={"x": {0: batch}})
     path = tmp_path / "seed_dyn.pt2"
     compat.save(hybrid, path, example_inputs=(x,))
@@ -85,6 +93,7 @@ def test_seed_with_dynamic_batch_keeps_its_range(tmp_path: Path) -> None:
         assert torch.equal(got2, model(x)) and torch.equal(got5, model(x5))
 
 
+@needs_custom_objects
 def test_loaded_seed_program_lifts_the_engine_as_a_custom_object(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
@@ -105,6 +114,18 @@ def test_save_of_a_graph_module_needs_its_inputs(tmp_path: Path) -> None:
     with pytest.raises(compat_errors().TrtShimError, match="needs its example inputs"):
         compat.save(hybrid, tmp_path / "x.pt2")
     assert not (tmp_path / "x.pt2").exists()
+
+
+@pytest.mark.skipif(not OLD_TORCH, reason="only torch 2.2 lacks lifted custom objects")
+def test_torch_2_2_refuses_with_a_typed_error(tmp_path: Path) -> None:
+    from trtshim.compat.hybrid import HybridExportError
+
+    model, engine = make_seed_model()
+    x = torch.randn(1, 3, 8, 8)
+    with pytest.raises(HybridExportError, match="cannot lift opaque engine objects") as info:
+        compat.save(make_hybrid(model, engine, (x,)), tmp_path / "seed.pt2", example_inputs=(x,))
+    assert "torch >= 2.3" in info.value.hint
+    assert not (tmp_path / "seed.pt2").exists()
 
 
 def compat_errors():

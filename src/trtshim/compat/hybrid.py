@@ -349,6 +349,12 @@ def export_hybrid(
         out_flat, out_spec = pytree.tree_flatten(out)
     b.graph.output(tuple(out_flat))
 
+    if "CUSTOM_OBJ" in b.kinds.values() and not hasattr(gs, "CustomObjArgument"):
+        raise HybridExportError(
+            f"torch {torch.__version__} cannot lift opaque engine objects (it has no InputKind.CUSTOM_OBJ), "
+            "so this graph cannot be saved as an ExportedProgram",
+            "use torch >= 2.3 (torch_tensorrt 2.2 had no save either)",
+        )
     fake_mode = _fake_mode(users + [n for n in b.graph.nodes if n.op == "call_function"])
     specs: list[gs.InputSpec] = []
     first_user = users[0] if users else None
@@ -378,8 +384,13 @@ def export_hybrid(
     _fill_missing_meta(b, users, flat_args, fake_mode)
     out_specs = [_output_spec(n) for n in out_flat]
     signature = gs.ExportGraphSignature(input_specs=specs, output_specs=out_specs)
-    state_dict = {f: v for f, v in b.values.items() if b.kinds[f] in ("PARAMETER", "BUFFER")}
-    constants = {f: v for f, v in b.values.items() if b.kinds[f] not in ("PARAMETER", "BUFFER")}
+    state_kinds = (
+        ("PARAMETER", "BUFFER")
+        if "persistent" in _fields(gs.InputSpec)
+        else ("PARAMETER", "BUFFER", "BUFFER_NP")
+    )
+    state_dict = {f: v for f, v in b.values.items() if b.kinds[f] in state_kinds}  # 2.2 keeps every buffer
+    constants = {f: v for f, v in b.values.items() if b.kinds[f] not in state_kinds}
     if "LP-1a" in disabled:  # the pre-fix exporter kept every lifted value as an input of the program
         state_dict = {}
     ep = _make_program(
@@ -477,6 +488,9 @@ def guard_graph_module_fallback() -> Any:
     ``GraphModule`` and copies no attributes (LP-1, still present in torch 2.13). Inside this scope
     the fallback also copies every ``get_attr`` target from the root.
     """
+    import contextlib
+
     from trtshim.fixes.lp1_engine_with_weights import graph_module_fallback_patch
 
-    return graph_module_fallback_patch()
+    patch = graph_module_fallback_patch()
+    return patch if patch.available() else contextlib.nullcontext()  # torch 2.2 has no such fallback
