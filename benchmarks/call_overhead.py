@@ -33,18 +33,21 @@ class SmallCNN(nn.Module):
 
 
 def per_call_us(fn, x, calls: int) -> float:
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
     t = time.perf_counter()
     for _ in range(calls):
         fn(x)
+    sync()
     return (time.perf_counter() - t) / calls * 1e6
 
 
-def measure(size: int, rounds: int, calls: int) -> dict[str, float]:
+def measure(size: int, rounds: int, calls: int, device: str = "cpu") -> dict[str, float]:
     from trtshim import compat
 
     torch.manual_seed(0)
-    model = SmallCNN().eval()
-    x = torch.randn(1, 3, size, size)
+    model = SmallCNN().eval().to(device)
+    x = torch.randn(1, 3, size, size, device=device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         compiled = compat.compile(model, (x,), backend="export")
@@ -77,17 +80,18 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="calls per round and variant")
     parser.add_argument("--sizes", default="8,16,32", help="input heights/widths to measure, comma-separated")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
-        f"torch {torch.__version__}, small CNN (2 conv + 2 bn + linear), batch 1, {args.threads} thread(s), "
+        f"torch {torch.__version__} on {args.device}, small CNN (2 conv + 2 bn + linear), batch 1, {args.threads} thread(s), "
         f"median of {args.rounds} rounds x {args.calls} calls, microseconds per call"
     )
     print(
         f"{'input':>10} {'eager':>8} {'ep.module':>10} {'bare':>8} {'Compiled':>9}  {'C/bare':>7} {'C/ep.module':>11}"
     )
     for size in (int(s) for s in args.sizes.split(",")):
-        med = measure(size, args.rounds, args.calls)
+        med = measure(size, args.rounds, args.calls, args.device)
         r_bare = med["CompiledModule"] / med["bare graph"]
         r_ep = med["CompiledModule"] / med["ep.module()"]
         print(
