@@ -9,10 +9,13 @@ then deserializes, with ``torch.export.load`` itself.
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
+import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -22,7 +25,7 @@ from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
 from trtshim.compat.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, read_manifest, verify_checksums
-from trtshim.compat.module import CompiledModule, input_specs_of
+from trtshim.compat.module import CompiledModule, ScriptedModule, input_specs_of
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactCompatibilityWarning,
@@ -31,11 +34,11 @@ from trtshim.errors import (
     IncompatibleArtifactError,
     MissingManifestError,
     MissingOpError,
-    NotAnArtifactError,
     ProvenanceWarning,
     TrtShimError,
 )
 from trtshim.fixes import REGISTRY, select
+from trtshim.fixes.registry import FixReport
 
 
 def export_schema_version() -> list[int]:
@@ -86,15 +89,17 @@ def as_compiled(
     """A ``CompiledModule`` for what ``save`` accepts: itself, an ExportedProgram, or a hybrid GraphModule."""
     from torch.export import ExportedProgram
 
-    from trtshim.compat.hybrid import export_hybrid
+    from trtshim.compat.hybrid import export_hybrid, repair_range_constraints
 
     if isinstance(obj, CompiledModule):
         return obj
     env = detect()
     if isinstance(obj, ExportedProgram):
-        return CompiledModule(
-            obj, backend="program", environment=env, fixes=select(env, REGISTRY, stages=("call",))
-        )
+        report = select(env, REGISTRY, stages=("call",))
+        se3 = tuple(d for d in select(env, REGISTRY, stages=("save",)).decisions if d.fix.id == "SE-3")
+        if any(d.applied for d in se3) and repair_range_constraints(obj):
+            report = report + FixReport(se3)
+        return CompiledModule(obj, backend="program", environment=env, fixes=report)
     if isinstance(obj, torch.fx.GraphModule):
         if example_inputs is None:
             raise TrtShimError(
@@ -103,7 +108,7 @@ def as_compiled(
             )
         args = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
         report = select(env, REGISTRY, stages=("save", "call"))
-        program = export_hybrid(obj, args, example_kwargs, disable=report.skipped_ids)
+        program = export_hybrid(obj, args, example_kwargs)
         return CompiledModule(program, backend=_backend_of(program), environment=env, fixes=report)
     raise TrtShimError(
         f"save() takes a CompiledModule, an ExportedProgram or an fx.GraphModule, got {type(obj).__name__}",
@@ -129,16 +134,25 @@ def save(
     ``torch_tensorrt.compile`` returns (with ``example_inputs``), which goes through trtshim's
     hybrid exporter: a drop-in replacement for ``torch_tensorrt.save``.
     """
+    if isinstance(obj, torch.jit.ScriptModule):
+        return _save_script(obj, os.fspath(path))
     module = as_compiled(obj, example_inputs, example_kwargs)
     path = os.fspath(path)
+    manifest = json.dumps(build_manifest(module), indent=1)
+    return _write_atomically(
+        path, lambda fh: torch.export.save(module.program, fh, extra_files={MANIFEST_NAME: manifest})
+    )
+
+
+def _write_atomically(path: str, write: Any) -> str:
+    """Write through ``write(fileobj)`` into a temporary file beside ``path``, fsync, rename."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ArtifactError(f"the folder {folder} does not exist", "create it first")
-    manifest = build_manifest(module)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            torch.export.save(module.program, fh, extra_files={MANIFEST_NAME: json.dumps(manifest, indent=1)})
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -148,6 +162,47 @@ def save(
         raise
     _fsync_folder(folder)
     return path
+
+
+def script_custom_ops(script: torch.jit.ScriptModule) -> list[dict[str, Any]]:
+    """Non-aten ops a TorchScript module calls (its inlined graph), for the manifest."""
+    seen: dict[str, dict[str, Any]] = {}
+    graph = getattr(script, "inlined_graph", None) or script.graph
+    for node in graph.nodes():
+        ns, _, name = node.kind().partition("::")
+        if ns not in ("aten", "prim", "prims", "") and name:
+            qualname = f"{ns}::{name}"
+            seen.setdefault(
+                qualname,
+                {
+                    "qualname": qualname,
+                    "namespace": ns,
+                    "name": name,
+                    "overload": "",
+                    "schema": "",
+                    "module": op_origin(qualname),
+                },
+            )
+    return list(seen.values())
+
+
+def _save_script(script: torch.jit.ScriptModule, path: str) -> str:
+    """TorchScript through ``torch.jit.save`` with the manifest in ``_extra_files`` (SE-5)."""
+    env = detect()
+    manifest = {
+        "schema": MANIFEST_SCHEMA,
+        "trtshim": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment_record(env),
+        "backend": "torchscript",
+        "format": "torchscript",
+        "export_schema": None,
+        "inputs": [],
+        "custom_ops": script_custom_ops(script),
+        "fixes": select(env, REGISTRY, stages=("save",)).to_list(),
+    }
+    extra = {MANIFEST_NAME: json.dumps(manifest, indent=1)}
+    return _write_atomically(path, lambda fh: torch.jit.save(script, fh, _extra_files=extra))
 
 
 def _fsync_folder(folder: str) -> None:
@@ -189,8 +244,22 @@ def check_compatible(manifest: dict[str, Any], env: Environment) -> None:
         )
 
 
-def check_ops(manifest: dict[str, Any]) -> None:
-    """Every custom op the artifact calls must be registered before deserializing."""
+ALLOW_IMPORTS_ENV = "TRTSHIM_ALLOW_IMPORTS"
+
+
+def allowed_imports(allow_imports: Sequence[str] | None) -> set[str]:
+    """Modules the caller allows ``load`` to import: the argument plus ``$TRTSHIM_ALLOW_IMPORTS`` (comma-separated)."""
+    allowed = set(allow_imports or ())
+    allowed |= {m.strip() for m in os.environ.get(ALLOW_IMPORTS_ENV, "").split(",") if m.strip()}
+    return allowed
+
+
+def check_ops(manifest: dict[str, Any], allow_imports: Sequence[str] | None = None) -> list[str]:
+    """Every custom op the artifact calls must be registered before deserializing.
+
+    A missing op's defining module is imported only when the caller allows that module: importing a
+    module named inside a file is code execution. Returns the modules imported.
+    """
     needed = manifest.get("custom_ops", [])
     if any(op["namespace"] == "tensorrt" for op in needed) and not is_registered("tensorrt::execute_engine"):
         try:
@@ -200,6 +269,17 @@ def check_ops(manifest: dict[str, Any]) -> None:
                 "the artifact calls tensorrt:: ops, and torch_tensorrt cannot be imported here",
                 "install the torch_tensorrt release named by `trtshim inspect FILE`",
             ) from exc
+    allowed = allowed_imports(allow_imports)
+    imported: list[str] = []
+    for module in sorted({op.get("module") for op in needed if not is_registered(op["qualname"])} & allowed):
+        try:
+            importlib.import_module(str(module))
+        except Exception as exc:
+            raise MissingOpError(
+                f"importing {module} (allowed by the caller) to register the artifact's ops failed: {exc}",
+                f"check that {module} is importable here",
+            ) from exc
+        imported.append(str(module))
     missing = [op for op in needed if not is_registered(op["qualname"])]
     if missing:
         names = ", ".join(
@@ -208,8 +288,11 @@ def check_ops(manifest: dict[str, Any]) -> None:
         modules = sorted({op["module"] for op in missing if op.get("module")})
         raise MissingOpError(
             f"the artifact calls ops that are not registered: {names}",
-            f"import {', '.join(modules)} before loading" if modules else "register the ops before loading",
+            f"import {', '.join(modules)} first, or pass load(..., allow_imports={modules!r})"
+            if modules
+            else "register the ops before loading",
         )
+    return imported
 
 
 def load(
@@ -218,21 +301,21 @@ def load(
     device: str | torch.device | None = None,
     strict: bool = False,
     verify: bool = True,
-) -> CompiledModule:
+    allow_imports: Sequence[str] | None = None,
+) -> CompiledModule | ScriptedModule:
     """Load an artifact written by ``save`` (or any torch.export archive) as a ``CompiledModule``.
 
     ``device``: where weights, buffers and lifted constants go. ``strict=True`` refuses archives
     without a trtshim manifest instead of warning. ``verify`` checks every member's CRC-32 first
     (one extra read of the file; torch itself would load damaged weights without a word).
+    ``allow_imports``: modules that may be imported to register the artifact's missing custom ops
+    (also ``$TRTSHIM_ALLOW_IMPORTS``); nothing named inside a file is imported otherwise.
+    A TorchScript archive loads through ``torch.jit.load`` as a ``ScriptedModule``.
     """
     path = os.fspath(path)
     manifest, kind = read_manifest(path)
     if verify:
         verify_checksums(path)
-    if kind != "torch.export":
-        raise NotAnArtifactError(
-            f"{path} is a TorchScript archive, not a torch.export one", "load it with torch.jit.load"
-        )
     env = detect()
     if manifest is None:
         if strict:
@@ -243,8 +326,11 @@ def load(
             stacklevel=2,
         )
     else:
-        check_compatible(manifest, env)
-        check_ops(manifest)
+        if kind == "torch.export":
+            check_compatible(manifest, env)
+        check_ops(manifest, allow_imports)
+    if kind == "torchscript":
+        return _load_script(path, manifest, env, device)
     program = _deserialize(path)
     backend = manifest.get("backend", "export") if manifest else "export"
     fixes = select(env, REGISTRY, stages=("load", "call"))
@@ -254,11 +340,32 @@ def load(
     return module
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cause = record.exc_info[1] if record.exc_info else None
+        text = f"{type(cause).__name__}: {cause}" if cause is not None else record.getMessage()
+        self.messages.append(text)
+
+
 def _deserialize(path: str) -> Any:
+    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
+    records = _Records()
+    loggers = [
+        logging.getLogger(name) for name in ("torch", "torch.export")
+    ]  # torch.export does not propagate
+    for logger in loggers:
+        logger.addHandler(records)
     try:
         return torch.export.load(path)
     except Exception as exc:
+        logged = [m for m in records.messages if "Error" in m or "failed" in m]
         first = (str(exc).strip().splitlines() or [""])[0]
+        if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
+            first = f"{first} -- logged cause: {logged[-1].strip().splitlines()[0]}"
         text = f"{type(exc).__name__}: {first}"
         if (
             "PytorchStreamReader" in text
@@ -274,3 +381,19 @@ def _deserialize(path: str) -> Any:
         raise ArtifactError(
             f"torch.export.load failed on {path}: {text}", "the chained exception is torch's own error"
         ) from exc
+    finally:
+        for logger in loggers:
+            logger.removeHandler(records)
+
+
+def _load_script(
+    path: str, manifest: dict[str, Any] | None, env: Environment, device: str | torch.device | None
+) -> ScriptedModule:
+    try:
+        script = torch.jit.load(path, map_location=device)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        if "Unknown type name" in first or "Unknown builtin op" in first:
+            raise MissingOpError(f"torch.jit.load refused {path}: {first}") from exc
+        raise ArtifactError(f"torch.jit.load failed on {path}: {type(exc).__name__}: {first}") from exc
+    return ScriptedModule(script, environment=env, manifest=manifest)

@@ -319,9 +319,11 @@ def export_hybrid(
 ) -> ExportedProgram:
     """An ``ExportedProgram`` equivalent to the hybrid ``gm`` (see the module docstring).
 
-    ``disable`` turns off fixes: the ids of fixes this environment does not need (``fixes.select``),
-    or, in tests that reproduce an upstream defect, ``"LP-1a"`` (lifted values declared as user
-    inputs), ``"LP-1b"`` (opaque objects left inline, no fallback guard), ``"LP-5"``, ``"LP-6"``.
+    Every fix is part of building a correct program, on every torch (where a field does not exist,
+    e.g. ``persistent`` on 2.2, it is left out). ``disable`` is for tests that reproduce an upstream
+    defect, never for use: ``"LP-1a"`` (lifted values declared as user
+    inputs), ``"LP-1b"`` (opaque objects left inline, no fallback guard), ``"LP-5"``, ``"LP-6"``,
+    ``"SE-3"`` (no range constraints).
     """
     disabled = frozenset(disable)
     if "LP-1" in disabled:
@@ -393,9 +395,8 @@ def export_hybrid(
     constants = {f: v for f, v in b.values.items() if b.kinds[f] not in state_kinds}
     if "LP-1a" in disabled:  # the pre-fix exporter kept every lifted value as an input of the program
         state_dict = {}
-    ep = _make_program(
-        b, signature, state_dict, constants, _range_constraints(users, fake_mode), in_spec, out_spec, disabled
-    )
+    ranges = {} if "SE-3" in disabled else _range_constraints(users, fake_mode)
+    ep = _make_program(b, signature, state_dict, constants, ranges, in_spec, out_spec, disabled)
     if not disabled:
         check_program(ep, len(flat_args))
     return ep
@@ -460,6 +461,23 @@ def _make_program(
         return ExportedProgram(**kwargs)
     with guard_graph_module_fallback():
         return ExportedProgram(**kwargs)
+
+
+def repair_range_constraints(ep: ExportedProgram) -> bool:
+    """Refill an empty ``range_constraints`` from the graph's ShapeEnv (SE-3). True when it changed."""
+    if ep.range_constraints:
+        return False
+    users = prog_user_placeholders(ep)
+    ranges = _range_constraints(users, _fake_mode(users))
+    if ranges:
+        ep._range_constraints = ranges
+    return bool(ranges)
+
+
+def prog_user_placeholders(ep: ExportedProgram) -> list[fx.Node]:
+    from trtshim.compat.program import user_input_placeholders
+
+    return user_input_placeholders(ep)
 
 
 def check_program(ep: ExportedProgram, n_user_args: int) -> None:

@@ -304,3 +304,21 @@ class CompiledModule(nn.Module):
     def extra_repr(self) -> str:
         n = sum(p.numel() for p in self.parameters())
         return f"backend={self._backend!r}, inputs={len(self.input_specs)}, parameters={n}"
+
+
+class ScriptedModule(nn.Module):
+    """A TorchScript artifact loaded by ``load``: the ScriptModule plus the same facts as CompiledModule."""
+
+    def __init__(self, script: Any, *, environment: Environment, manifest: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.script = script
+        self._environment = environment
+        self._manifest = manifest
+
+    backend = property(lambda self: "torchscript")
+    environment = property(lambda self: self._environment)
+    manifest = property(lambda self: self._manifest)
+    fixes_applied: tuple[str, ...] = ()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.script(*args, **kwargs)

@@ -14,6 +14,7 @@ from trtshim.fixes import (
     lp6_integer_parameters,
     lp7_positional_wiring,
     lp8_lookup_by_signature,
+    se3_range_constraints,
 )
 from trtshim.fixes.registry import FAMILIES, STAGES, Decision, Fix, FixReport, select
 
@@ -25,6 +26,7 @@ REGISTRY: tuple[Fix, ...] = (
     lp6_integer_parameters.FIX,
     lp7_positional_wiring.FIX,
     lp8_lookup_by_signature.FIX,
+    se3_range_constraints.FIX,
 )
 
 

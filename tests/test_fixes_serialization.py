@@ -1,0 +1,71 @@
+"""SE-3 and friends: upstream failure with the fix off on an affected torch, success with it on."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import pytest
+import torch
+
+from trtshim import compat
+from trtshim.compat import hybrid
+from trtshim.fixes import REGISTRY, select
+
+ENV = compat.detect()
+SE3 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-3")
+
+
+def _dynamic_graph() -> tuple[torch.fx.GraphModule, torch.Tensor]:
+    class M(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 2)
+
+        def forward(self, x):
+            return self.lin(x).relu()
+
+    x = torch.randn(3, 5)
+    ep = torch.export.export(M(), (x,), dynamic_shapes={"x": {0: torch.export.Dim("b", min=2, max=64)}})
+    try:
+        gm = ep.module(check_guards=False)
+    except TypeError:
+        gm = ep.module()
+    return gm, x
+
+
+def _round_trip_and_run(ep, x):
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.export.save(ep, buf)
+        buf.seek(0)
+        loaded = torch.export.load(buf)
+    return compat.CompiledModule(loaded, backend="hybrid", environment=ENV)(x)
+
+
+def test_se3_range_constraints_survive_save_and_load() -> None:
+    gm, x = _dynamic_graph()
+    x7 = torch.randn(7, 5)
+    broken = hybrid.export_hybrid(gm, (x,), disable=("SE-3",))
+    assert dict(broken.range_constraints) == {}  # what the legacy upstream exporter produced
+    if SE3.applied:
+        with pytest.raises(KeyError, match="s0"):
+            _round_trip_and_run(broken, x7)
+    else:  # torch >= 2.6 rebuilds the ShapeEnv on load: nothing to fix, and the fix is not applied
+        assert "outside" in SE3.reason
+        assert _round_trip_and_run(broken, x7).shape == (7, 2)
+    fixed = hybrid.export_hybrid(gm, (x,))
+    ((low, high),) = [(int(r.lower), int(r.upper)) for r in fixed.range_constraints.values()]
+    assert (low, high) in ((2, 64),)
+    assert _round_trip_and_run(fixed, x7).shape == (7, 2)
+
+
+def test_se3_save_repairs_a_program_with_empty_ranges(tmp_path) -> None:
+    gm, x = _dynamic_graph()
+    broken = hybrid.export_hybrid(gm, (x,), disable=("SE-3",))
+    path = compat.save(broken, tmp_path / "p.pt2")
+    loaded = compat.load(path)
+    assert loaded(torch.randn(9, 5)).shape == (9, 2)
+    applied = {f["id"] for f in loaded.manifest["fixes"] if f["applied"]}
+    assert ("SE-3" in applied) is SE3.applied
