@@ -1,4 +1,4 @@
-"""``trtshim`` command line: doctor, demo, fixes, inspect."""
+"""``trtshim`` command line: doctor, demo, fixes, inspect, pins."""
 
 from __future__ import annotations
 
@@ -34,9 +34,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         report["auto_backend"] = {"backend": "tensorrt" if can_run else "export", "reason": why}
     else:
         report["auto_backend"] = {"backend": None, "reason": "torch is not installed"}
+    report["matrix"] = _matrix_verdict(env)
     if args.json:
         _print_json(report)
-        return 0
+        return 1 if env.problems or report["matrix"]["conflicts"] else 0
     if runtime is not None:
         print(f"  CUDA build        {runtime.cuda_build or 'none (CPU build of torch)'}")
         dev = (
@@ -49,10 +50,43 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  torch_tensorrt    imports: {imports[runtime.torch_tensorrt_imports]}")
     auto = report["auto_backend"]
     print(f"\nbackend='auto' -> {auto['backend']}: {auto['reason']}")
+    print(f"matrix: {report['matrix']['summary']}")
+    for c in report["matrix"]["conflicts"]:
+        print(f"  - {c['problem']}\n    fix: {c['fix']}")
     print("problems: " + ("none" if not env.problems else ""))
     for p in env.problems:
         print(f"  - {p}")
-    return 1 if env.problems else 0
+    return 1 if env.problems or report["matrix"]["conflicts"] else 0
+
+
+def _matrix_verdict(env: Any) -> dict[str, Any]:
+    """What the version matrix says about the installed set (the same logic as ``trtshim pins --check``)."""
+    from trtshim.compat.environment import installed_distributions
+    from trtshim.matrix import pins as matrix_pins
+
+    conflicts = matrix_pins.check(dict(installed_distributions()))
+    if env.torch is None:
+        summary = "torch is not installed"
+    elif env.torch_tensorrt is None:
+        try:
+            pinset = matrix_pins.pins(torch=env.torch.line)
+            ttrt = next((p for p in pinset.pins if p.name.startswith("torch-tensorrt")), None)
+            summary = f"torch {env.torch.line} pairs with {ttrt}" if ttrt else "no torch_tensorrt pairing"
+            summary += " (`trtshim pins` prints the full set)"
+        except TrtShimError as exc:
+            summary = exc.reason
+    else:
+        summary = f"{env.torch_tensorrt} with torch {env.torch.raw}: " + (
+            "consistent" if not conflicts else "conflicts"
+        )
+    rows = [{"code": c.code, "problem": c.problem, "fix": c.fix} for c in conflicts]
+    return {"summary": summary, "conflicts": rows}
+
+
+def cmd_pins(args: argparse.Namespace) -> int:
+    from trtshim.matrix.cli import run_pins
+
+    return run_pins(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -138,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", metavar="DIR", help="write the artifact into DIR and keep it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("pins", help="a working torch / torch_tensorrt / TensorRT set, or --check one")
+    from trtshim.matrix.cli import add_pins_arguments
+
+    add_pins_arguments(p)
+    p.set_defaults(func=cmd_pins)
 
     p = sub.add_parser("fixes", help="every registered fix: applied or skipped here, and why")
     p.add_argument("--json", action="store_true")

@@ -48,6 +48,21 @@ def compile(
         )
     name = backends.resolve(backend)
     env = detect()
+    if name == "tensorrt":
+        from trtshim.compat.backends import tensorrt as tensorrt_backend
+
+        report = select(env, REGISTRY, stages=("export", "save", "call"))
+        program = tensorrt_backend.compile_program(
+            model,
+            args,
+            dict(example_kwargs or {}),
+            env=env,
+            dynamic_shapes=dynamic_shapes,
+            precision=precision,
+            torch_executed_ops=tuple(torch_executed_ops),
+            options=dict(backend_options),
+        )
+        return CompiledModule(program, backend=name, environment=env, fixes=report)
     report = select(env, REGISTRY, stages=("export", "call"))
     program = export_backend.export(
         model,

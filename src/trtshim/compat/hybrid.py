@@ -147,6 +147,10 @@ class _Builder:
                 )
             if node.op == "get_attr":
                 env[node] = self.attr(gm, str(node.target), _join(prefix, str(node.target)))
+            elif node.op == "call_module" and str(node.target).rsplit(".", 1)[-1] == "_guards_fn":
+                env[node] = (
+                    None  # torch >= 2.9 .module() guards: the program's range constraints replace them
+                )
             elif node.op == "call_module":
                 sub = gm.get_submodule(str(node.target))
                 call_args = [

@@ -20,10 +20,7 @@ def tensorrt_usable() -> tuple[bool, str]:
         return False, "torch_tensorrt is not installed"
     from trtshim.compat.runtime import probe_runtime
 
-    ok, why = probe_runtime().tensorrt_can_run
-    if not ok:
-        return False, why
-    return False, "the tensorrt backend is not part of this trtshim release yet"
+    return probe_runtime().tensorrt_can_run
 
 
 def resolve(name: str) -> str:

@@ -1,0 +1,74 @@
+"""The TensorRT backend: export first (our export path), then ``torch_tensorrt.dynamo.compile`` — the one
+call that works on every release 2.2-2.14 — with options translated per release, then trtshim's hybrid
+exporter turns the result into an ExportedProgram that saves and loads like any other.
+
+Runs only where TensorRT engines can be built and run (see ``backends.tensorrt_usable``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+
+from trtshim.compat.backends import export as export_backend
+from trtshim.compat.backends import tensorrt_api
+from trtshim.compat.environment import Environment
+from trtshim.errors import BackendUnavailableError, CompileError
+
+
+def compile_program(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    env: Environment,
+    dynamic_shapes: Any,
+    precision: str,
+    torch_executed_ops: tuple[str, ...],
+    options: dict[str, Any],
+) -> ExportedProgram:
+    if env.torch_tensorrt is None:
+        raise BackendUnavailableError("torch_tensorrt is not installed")
+    release = env.torch_tensorrt.raw
+    strict = options.pop("strict", None)
+    trt_options = dict(options)
+    if torch_executed_ops:
+        trt_options["torch_executed_ops"] = tuple(torch_executed_ops)
+    plan = tensorrt_api.translate(release, precision=precision, options=trt_options)  # unknown options raise
+    program = export_backend.export(
+        model,
+        args,
+        kwargs,
+        env=env,
+        dynamic_shapes=dynamic_shapes,
+        precision="fp32",
+        options={"strict": strict},
+    )
+    torch_tensorrt = importlib.import_module("torch_tensorrt")
+    call_kwargs = plan.resolved_kwargs()
+    inputs = list(args)
+    debug = contextlib.nullcontext()
+    if plan.debugger:  # torch_tensorrt >= 2.8: debug output through a context manager
+        debug = torch_tensorrt.dynamo.Debugger(log_level="debug")
+    try:
+        with debug:
+            if plan.inputs_keyword is None:
+                compiled = torch_tensorrt.dynamo.compile(program, inputs, **call_kwargs)
+            else:
+                compiled = torch_tensorrt.dynamo.compile(
+                    program, **{plan.inputs_keyword: inputs}, **call_kwargs
+                )
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CompileError(
+            f"torch_tensorrt {release} dynamo.compile failed: {type(exc).__name__}: {first}"
+        ) from exc
+    if isinstance(compiled, ExportedProgram):  # torch_tensorrt 2.2 with output_format="exported_program"
+        return compiled
+    from trtshim.compat.hybrid import export_hybrid
+
+    return export_hybrid(compiled, args, kwargs or None)
