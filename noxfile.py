@@ -8,7 +8,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``matrix(torch=X.Y)``: the torch-level suite (seed scenario, every fix test) on each torch minor.
 * ``trt(torch_tensorrt=X.Y.Z)``: torch-tensorrt-rtx on its CUDA torch; imports the real torch_tensorrt.
 * ``gpu``: compile -> save -> load -> compare with real TensorRT engines, where TensorRT runs.
-* ``ci``: what ``.ci/run`` runs. ``report``: runs a set of sessions and writes docs/compatibility.md.
+* ``ci``: what ``.ci/run`` runs after ``tests``. ``report``: runs a set of sessions and writes docs/compatibility.md.
 * ``demo``, ``lint``, ``typecheck``.
 """
 
@@ -185,8 +185,8 @@ def gpu(session: nox.Session) -> None:
 
 @nox.session
 def ci(session: nox.Session) -> None:
-    """What .ci/run runs: the default suite, a diagonal of torch minors and one trt session."""
-    for target in ["tests", *(f"matrix({t})" for t in CI_DIAGONAL), f"trt({CI_TRT})"]:
+    """What .ci/run runs after ``tests``: a diagonal of torch minors, the newest trt session, the report."""
+    for target in [*(f"matrix({t})" for t in CI_DIAGONAL), f"trt({CI_TRT})"]:
         session.notify(target)
     session.notify("report", posargs=["--no-run"])
 
