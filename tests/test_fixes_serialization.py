@@ -69,3 +69,59 @@ def test_se3_save_repairs_a_program_with_empty_ranges(tmp_path) -> None:
     assert loaded(torch.randn(9, 5)).shape == (9, 2)
     applied = {f["id"] for f in loaded.manifest["fixes"] if f["applied"]}
     assert ("SE-3" in applied) is SE3.applied
+
+
+def _with_engine(saved, tmp_path, engine: dict):
+    import json
+    import zipfile
+
+    from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
+
+    manifest, _ = read_manifest(saved)
+    manifest["engine"] = engine
+    out = tmp_path / "engine.pt2"
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            dst.writestr(
+                item, json.dumps(manifest).encode() if item.filename.endswith(MANIFEST_NAME) else data
+            )
+    return out
+
+
+def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, example, monkeypatch) -> None:
+    from trtshim import errors
+    from trtshim.compat import artifact
+    from trtshim.compat.environment import Environment
+    from trtshim.compat.versions import PackageVersion
+
+    saved = compat.save(compat.compile(small_cnn, (example,), backend="export"), tmp_path / "m.pt2")
+    engine = {
+        "torch_tensorrt": "2.8.0",
+        "flavour": "torch-tensorrt",
+        "tensorrt": "10.12.0.36",
+        "abi": "7",
+        "version_compatible": False,
+        "hardware_compatible": False,
+    }
+    path = _with_engine(saved, tmp_path, engine)
+    deserialized = []
+    monkeypatch.setattr(artifact, "_deserialize", lambda p: deserialized.append(p))
+    env = compat.detect()
+    if env.torch_tensorrt is None:
+        with pytest.raises(
+            errors.IncompatibleArtifactError, match="torch_tensorrt is not installed here"
+        ) as info:
+            compat.load(path)
+        assert "torch-tensorrt==2.8.0" in info.value.hint
+    other = Environment(
+        env.python, env.platform, env.torch, PackageVersion("torch-tensorrt", "2.11.0"), env.tensorrt
+    )
+    with pytest.raises(errors.IncompatibleArtifactError, match="engine ABI 7.*engine ABI 8"):
+        artifact.check_engine({"engine": engine}, other)
+    same = Environment(
+        env.python, env.platform, env.torch, PackageVersion("torch-tensorrt", "2.10.0"), env.tensorrt
+    )
+    with pytest.warns(errors.ArtifactCompatibilityWarning, match="not version-compatible"):
+        artifact.check_engine({"engine": engine}, same)  # same ABI group (7), other TensorRT: a warning
+    assert deserialized == []

@@ -62,7 +62,11 @@ def compile(
             torch_executed_ops=tuple(torch_executed_ops),
             options=dict(backend_options),
         )
-        return CompiledModule(program, backend=name, environment=env, fixes=report)
+        module = CompiledModule(program, backend=name, environment=env, fixes=report)
+        module.engine_options = {
+            k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
+        }
+        return module
     report = select(env, REGISTRY, stages=("export", "call"))
     program = export_backend.export(
         model,

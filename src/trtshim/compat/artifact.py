@@ -80,7 +80,68 @@ def build_manifest(module: CompiledModule) -> dict[str, Any]:
             for op in prog.custom_ops(ep)
         ],
         "fixes": module.fix_report.to_list(),
+        "engine": engine_record(module),
     }
+
+
+def engine_record(module: CompiledModule) -> dict[str, Any] | None:
+    """For programs that call TensorRT engines: what a loader must match (SE-6)."""
+    if not any(op.namespace == "tensorrt" for op in prog.custom_ops(module.program)):
+        return None
+    env = module.environment
+    record: dict[str, Any] = {
+        "torch_tensorrt": env.torch_tensorrt.raw if env.torch_tensorrt else None,
+        "flavour": env.torch_tensorrt_flavour,
+        "tensorrt": env.tensorrt_version,
+        "abi": engine_abi(env),
+        "version_compatible": module.engine_options.get("version_compatible", False),
+        "hardware_compatible": module.engine_options.get("hardware_compatible", False),
+    }
+    return record
+
+
+def engine_abi(env: Environment) -> str | None:
+    """The engine ABI version of the installed torch_tensorrt, from the matrix data."""
+    if env.torch_tensorrt is None:
+        return None
+    from trtshim.matrix.model import Matrix
+
+    try:
+        return (
+            Matrix.load().abi_group(env.torch_tensorrt.raw.split("+")[0], env.torch_tensorrt.name).abi_version
+        )
+    except TrtShimError:
+        return None
+
+
+def check_engine(manifest: dict[str, Any], env: Environment) -> None:
+    """Refuse an artifact whose TensorRT engines this stack cannot deserialize (SE-6)."""
+    engine = manifest.get("engine")
+    if not engine:
+        return
+    saved = f"torch_tensorrt {engine.get('torch_tensorrt')} ({engine.get('flavour')}, engine ABI {engine.get('abi')})"
+    if env.torch_tensorrt is None:
+        raise IncompatibleArtifactError(
+            f"the artifact holds TensorRT engines built by {saved}; torch_tensorrt is not installed here",
+            f"install {engine.get('flavour')}=={engine.get('torch_tensorrt')} (`trtshim pins --torch-tensorrt "
+            f"{engine.get('torch_tensorrt')}`)",
+        )
+    here = engine_abi(env)
+    if engine.get("flavour") != env.torch_tensorrt_flavour or (
+        here and engine.get("abi") and here != engine["abi"]
+    ):
+        raise IncompatibleArtifactError(
+            f"the artifact's engines come from {saved}; this stack is {env.torch_tensorrt} "
+            f"({env.torch_tensorrt_flavour}, engine ABI {here}): the runtime cannot deserialize them",
+            "load it on a torch_tensorrt of the same ABI group (README: Supported versions), or recompile",
+        )
+    if engine.get("tensorrt") != env.tensorrt_version and not engine.get("version_compatible"):
+        warnings.warn(
+            f"the artifact's engines were built with TensorRT {engine.get('tensorrt')}, this stack has "
+            f"{env.tensorrt_version}, and they are not version-compatible: deserialization may fail",
+            ArtifactCompatibilityWarning,
+            stacklevel=3,
+        )
 
 
 def as_compiled(
@@ -328,6 +389,7 @@ def load(
     else:
         if kind == "torch.export":
             check_compatible(manifest, env)
+        check_engine(manifest, env)
         check_ops(manifest, allow_imports)
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)

@@ -127,6 +127,7 @@ class CompiledModule(nn.Module):
         self._environment = environment
         self._fix_report = fixes if fixes is not None else FixReport(())
         self._manifest = manifest
+        self.engine_options: dict[str, Any] = {}  # TensorRT build flags the manifest records (SE-6)
         # The graph module is not registered as a child: its placeholders are bound here instead.
         self._graph_forward: Callable[..., Any] = program.graph_module.forward
 

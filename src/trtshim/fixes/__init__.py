@@ -15,6 +15,7 @@ from trtshim.fixes import (
     lp7_positional_wiring,
     lp8_lookup_by_signature,
     se3_range_constraints,
+    se6_engine_abi,
 )
 from trtshim.fixes.registry import FAMILIES, STAGES, Decision, Fix, FixReport, select
 
@@ -27,6 +28,7 @@ REGISTRY: tuple[Fix, ...] = (
     lp7_positional_wiring.FIX,
     lp8_lookup_by_signature.FIX,
     se3_range_constraints.FIX,
+    se6_engine_abi.FIX,
 )
 
 
