@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,7 +72,7 @@ def test_se3_save_repairs_a_program_with_empty_ranges(tmp_path) -> None:
     assert ("SE-3" in applied) is SE3.applied
 
 
-def _with_engine(saved, tmp_path, engine: dict):
+def _with_engine(saved, tmp_path, engine: dict, name: str = "engine.pt2"):
     import json
     import zipfile
 
@@ -79,7 +80,7 @@ def _with_engine(saved, tmp_path, engine: dict):
 
     manifest, _ = read_manifest(saved)
     manifest["engine"] = engine
-    out = tmp_path / "engine.pt2"
+    out = tmp_path / f"{Path(saved).stem}-{name}"
     with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
         for item in src.infolist():
             data = src.read(item)
@@ -125,3 +126,41 @@ def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, exa
     with pytest.warns(errors.ArtifactCompatibilityWarning, match="not version-compatible"):
         artifact.check_engine({"engine": engine}, same)  # same ABI group (7), other TensorRT: a warning
     assert deserialized == []
+
+
+def test_portable_artifact_recompiles_from_its_source(tmp_path, small_cnn, example) -> None:
+    """An artifact whose engines cannot run here, carrying its source program: refused by default,
+    rebuilt on this stack with on_mismatch="recompile" (announced with our warning)."""
+    from trtshim import errors
+
+    compiled = compat.compile(small_cnn, (example,), backend="export")
+    lean = compat.save(compiled, tmp_path / "lean.pt2")
+    portable = compat.save(compiled, tmp_path / "portable.pt2", include_source=True)
+    size_lean, size_portable = (
+        (tmp_path / "lean.pt2").stat().st_size,
+        (tmp_path / "portable.pt2").stat().st_size,
+    )
+    assert size_portable > size_lean
+    engine = {
+        "torch_tensorrt": "1.0.0",
+        "flavour": "torch-tensorrt",
+        "tensorrt": "0",
+        "abi": "0",
+        "version_compatible": False,
+        "hardware_compatible": False,
+    }
+    path = _with_engine(portable, tmp_path, engine)
+    with pytest.raises(errors.IncompatibleArtifactError):
+        compat.load(path)
+    with pytest.warns(errors.BackendFallbackWarning, match="recompiling"):
+        rebuilt = compat.load(path, on_mismatch="recompile")
+    with torch.inference_mode():
+        assert torch.equal(rebuilt(example), small_cnn(example))
+    leaner = _with_engine(lean, tmp_path, engine)
+    with pytest.raises(errors.IncompatibleArtifactError):  # nothing to rebuild from
+        compat.load(leaner, on_mismatch="recompile")
+    with pytest.raises(errors.OptionError):
+        compat.load(path, on_mismatch="ignore")
+    print(
+        f"include_source size cost: {size_lean} -> {size_portable} bytes ({size_portable / size_lean:.2f}x)"
+    )

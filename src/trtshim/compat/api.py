@@ -52,7 +52,7 @@ def compile(
         from trtshim.compat.backends import tensorrt as tensorrt_backend
 
         report = select(env, REGISTRY, stages=("export", "save", "call"))
-        program = tensorrt_backend.compile_program(
+        program, source = tensorrt_backend.compile_program(
             model,
             args,
             dict(example_kwargs or {}),
@@ -65,6 +65,12 @@ def compile(
         module = CompiledModule(program, backend=name, environment=env, fixes=report)
         module.engine_options = {
             k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
+        }
+        module.source_program = source
+        module.compile_options = {
+            "precision": precision,
+            "torch_executed_ops": list(torch_executed_ops),
+            "options": {k: v for k, v in backend_options.items() if k != "strict"},
         }
         return module
     report = select(env, REGISTRY, stages=("export", "call"))

@@ -8,8 +8,10 @@ then deserializes, with ``torch.export.load`` itself.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import importlib
+import io
 import json
 import logging
 import os
@@ -24,16 +26,24 @@ from trtshim._version import __version__
 from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
-from trtshim.compat.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, read_manifest, verify_checksums
+from trtshim.compat.manifest import (
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA,
+    read_manifest,
+    read_member,
+    verify_checksums,
+)
 from trtshim.compat.module import CompiledModule, ScriptedModule, input_specs_of
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactCompatibilityWarning,
     ArtifactError,
+    BackendFallbackWarning,
     CorruptedArtifactError,
     IncompatibleArtifactError,
     MissingManifestError,
     MissingOpError,
+    OptionError,
     ProvenanceWarning,
     TrtShimError,
 )
@@ -188,21 +198,36 @@ def save(
     *,
     example_inputs: Any = None,
     example_kwargs: dict[str, Any] | None = None,
+    include_source: bool | None = None,
 ) -> str:
     """Write a torch.export archive with a trtshim manifest to ``path``; returns the path.
 
     ``obj``: a ``CompiledModule``, an ``ExportedProgram``, or the ``fx.GraphModule`` that
     ``torch_tensorrt.compile`` returns (with ``example_inputs``), which goes through trtshim's
     hybrid exporter: a drop-in replacement for ``torch_tensorrt.save``.
+    ``include_source`` (default: on for the tensorrt backend) also stores the program as it was before
+    TensorRT compilation, so a stack with another engine ABI can ``load(..., on_mismatch="recompile")``.
+    It stores the source archive again, base64-encoded: the file grows to about 2.3x (measured on a
+    small CNN: 32.5 kB -> 74.7 kB; weights dominate larger models, so the factor stays near 1 + 1.33).
     """
     if isinstance(obj, torch.jit.ScriptModule):
         return _save_script(obj, os.fspath(path))
     module = as_compiled(obj, example_inputs, example_kwargs)
     path = os.fspath(path)
-    manifest = json.dumps(build_manifest(module), indent=1)
-    return _write_atomically(
-        path, lambda fh: torch.export.save(module.program, fh, extra_files={MANIFEST_NAME: manifest})
-    )
+    manifest = build_manifest(module)
+    extra: dict[str, str] = {}
+    if include_source if include_source is not None else module.backend == "tensorrt":
+        source = module.source_program if module.source_program is not None else module.program
+        buf = io.BytesIO()
+        torch.export.save(source, buf)
+        extra[SOURCE_NAME] = base64.b64encode(buf.getvalue()).decode("ascii")
+        manifest["source"] = {
+            "member": SOURCE_NAME,
+            "bytes": len(buf.getvalue()),
+            "compile": module.compile_options,
+        }
+    extra[MANIFEST_NAME] = json.dumps(manifest, indent=1)
+    return _write_atomically(path, lambda fh: torch.export.save(module.program, fh, extra_files=extra))
 
 
 def _write_atomically(path: str, write: Any) -> str:
@@ -306,6 +331,8 @@ def check_compatible(manifest: dict[str, Any], env: Environment) -> None:
 
 
 ALLOW_IMPORTS_ENV = "TRTSHIM_ALLOW_IMPORTS"
+SOURCE_NAME = "trtshim_source.b64"
+ON_MISMATCH = ("error", "recompile")
 
 
 def allowed_imports(allow_imports: Sequence[str] | None) -> set[str]:
@@ -363,6 +390,7 @@ def load(
     strict: bool = False,
     verify: bool = True,
     allow_imports: Sequence[str] | None = None,
+    on_mismatch: str = "error",
 ) -> CompiledModule | ScriptedModule:
     """Load an artifact written by ``save`` (or any torch.export archive) as a ``CompiledModule``.
 
@@ -372,7 +400,11 @@ def load(
     ``allow_imports``: modules that may be imported to register the artifact's missing custom ops
     (also ``$TRTSHIM_ALLOW_IMPORTS``); nothing named inside a file is imported otherwise.
     A TorchScript archive loads through ``torch.jit.load`` as a ``ScriptedModule``.
+    ``on_mismatch="recompile"``: when the artifact's engines cannot run on this stack (another engine
+    ABI, no torch_tensorrt) and it carries its source program, rebuild from that instead of failing.
     """
+    if on_mismatch not in ON_MISMATCH:
+        raise OptionError(f"on_mismatch={on_mismatch!r} is not one of {ON_MISMATCH}")
     path = os.fspath(path)
     manifest, kind = read_manifest(path)
     if verify:
@@ -389,7 +421,12 @@ def load(
     else:
         if kind == "torch.export":
             check_compatible(manifest, env)
-        check_engine(manifest, env)
+        try:
+            check_engine(manifest, env)
+        except IncompatibleArtifactError as exc:
+            if on_mismatch != "recompile" or not manifest.get("source"):
+                raise
+            return _recompile(path, manifest, env, device, exc)
         check_ops(manifest, allow_imports)
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
@@ -446,6 +483,38 @@ def _deserialize(path: str) -> Any:
     finally:
         for logger in loggers:
             logger.removeHandler(records)
+
+
+def _recompile(
+    path: str, manifest: dict[str, Any], env: Environment, device: Any, why: IncompatibleArtifactError
+) -> CompiledModule:
+    """Rebuild from the artifact's source program on this stack (announced: it is a fallback)."""
+    from trtshim.compat import backends
+
+    source = manifest["source"]
+    warnings.warn(
+        f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning, stacklevel=3
+    )
+    data = base64.b64decode(read_member(path, source["member"]))
+    program = torch.export.load(io.BytesIO(data))
+    name = backends.resolve("auto")
+    how = dict(source.get("compile") or {})
+    if name == "tensorrt":
+        from trtshim.compat.backends import tensorrt as tensorrt_backend
+
+        program = tensorrt_backend.compile_exported(
+            program,
+            env=env,
+            precision=how.get("precision", "fp32"),
+            torch_executed_ops=tuple(how.get("torch_executed_ops", ())),
+            options=dict(how.get("options") or {}),
+        )
+    module = CompiledModule(
+        program, backend=name, environment=env, fixes=select(env, REGISTRY, stages=("load", "call"))
+    )
+    if device is not None:
+        module.to(device)
+    return module
 
 
 def _load_script(

@@ -37,6 +37,16 @@ def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
     return zf, zf.namelist()
 
 
+def read_member(path: str | os.PathLike[str], name: str) -> bytes:
+    """The bytes of the archive member whose file name is ``name`` (any folder prefix)."""
+    zf, names = _entries(os.fspath(path))
+    with zf:
+        entry = next((n for n in names if n.rsplit("/", 1)[-1] == name), None)
+        if entry is None:
+            raise CorruptedArtifactError(f"{path} has no member {name!r} although its manifest names it")
+        return zf.read(entry)
+
+
 def verify_checksums(path: str | os.PathLike[str]) -> None:
     """Check every member's CRC-32: torch's own readers do not, and load damaged weights silently."""
     path = os.fspath(path)

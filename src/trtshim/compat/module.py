@@ -128,6 +128,8 @@ class CompiledModule(nn.Module):
         self._fix_report = fixes if fixes is not None else FixReport(())
         self._manifest = manifest
         self.engine_options: dict[str, Any] = {}  # TensorRT build flags the manifest records (SE-6)
+        self.source_program: ExportedProgram | None = None  # before TensorRT compilation (include_source)
+        self.compile_options: dict[str, Any] = {}  # how it was compiled, to recompile from the source
         # The graph module is not registered as a child: its placeholders are bound here instead.
         self._graph_forward: Callable[..., Any] = program.graph_module.forward
 

@@ -30,16 +30,16 @@ def compile_program(
     precision: str,
     torch_executed_ops: tuple[str, ...],
     options: dict[str, Any],
-) -> ExportedProgram:
+) -> tuple[ExportedProgram, ExportedProgram]:
+    """(the TensorRT program, the exported source it was built from)."""
     if env.torch_tensorrt is None:
         raise BackendUnavailableError("torch_tensorrt is not installed")
-    release = env.torch_tensorrt.raw
+    options = dict(options)
     strict = options.pop("strict", None)
-    trt_options = dict(options)
-    if torch_executed_ops:
-        trt_options["torch_executed_ops"] = tuple(torch_executed_ops)
-    plan = tensorrt_api.translate(release, precision=precision, options=trt_options)  # unknown options raise
-    program = export_backend.export(
+    tensorrt_api.translate(
+        env.torch_tensorrt.raw, precision=precision, options=options
+    )  # fail fast on options
+    source = export_backend.export(
         model,
         args,
         kwargs,
@@ -48,10 +48,51 @@ def compile_program(
         precision="fp32",
         options={"strict": strict},
     )
+    program = compile_exported(
+        source,
+        env=env,
+        precision=precision,
+        torch_executed_ops=torch_executed_ops,
+        options=options,
+        args=args,
+    )
+    return program, source
+
+
+def example_args(program: ExportedProgram) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped like the program's user inputs (dynamic dims at their smallest allowed size)."""
+    from trtshim.compat.module import input_specs_of
+
+    out = []
+    for spec in input_specs_of(program):
+        lows = {axis: max(lo, 1) for axis, _, lo, _ in spec.dynamic}
+        shape = [d if isinstance(d, int) else lows.get(i, 1) for i, d in enumerate(spec.shape)]
+        out.append(torch.zeros(shape, dtype=spec.dtype or torch.float32))
+    return tuple(out)
+
+
+def compile_exported(
+    program: ExportedProgram,
+    *,
+    env: Environment,
+    precision: str = "fp32",
+    torch_executed_ops: tuple[str, ...] | list[str] = (),
+    options: dict[str, Any] | None = None,
+    args: tuple[Any, ...] | None = None,
+) -> ExportedProgram:
+    """``torch_tensorrt.dynamo.compile`` on an exported program, then back to an ExportedProgram."""
+    if env.torch_tensorrt is None:
+        raise BackendUnavailableError("torch_tensorrt is not installed")
+    release = env.torch_tensorrt.raw
+    trt_options = dict(options or {})
+    if torch_executed_ops:
+        trt_options["torch_executed_ops"] = tuple(torch_executed_ops)
+    plan = tensorrt_api.translate(release, precision=precision, options=trt_options)
+    args = args if args is not None else example_args(program)
     torch_tensorrt = importlib.import_module("torch_tensorrt")
     call_kwargs = plan.resolved_kwargs()
     inputs = list(args)
-    debug = contextlib.nullcontext()
+    debug: Any = contextlib.nullcontext()
     if plan.debugger:  # torch_tensorrt >= 2.8: debug output through a context manager
         debug = torch_tensorrt.dynamo.Debugger(log_level="debug")
     try:
@@ -71,4 +112,4 @@ def compile_program(
         return compiled
     from trtshim.compat.hybrid import export_hybrid
 
-    return export_hybrid(compiled, args, kwargs or None)
+    return export_hybrid(compiled, args)
