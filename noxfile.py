@@ -9,6 +9,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``trt(torch_tensorrt=X.Y.Z)``: torch-tensorrt-rtx on its CUDA torch; imports the real torch_tensorrt.
 * ``gpu``: compile -> save -> load -> compare with real TensorRT engines, where TensorRT runs.
 * ``ci``: what ``.ci/run`` runs after ``tests``. ``report``: runs a set of sessions and writes docs/compatibility.md.
+* ``artifacts``: save under every torch minor, load under every minor: the cross-version table.
 * ``demo``, ``lint``, ``typecheck``.
 """
 
@@ -191,6 +192,37 @@ def ci(session: nox.Session) -> None:
     session.notify("report", posargs=["--no-run"])
 
 
+ARTIFACTS = os.environ.get("TRTSHIM_ARTIFACTS", os.path.join(HERE, ".nox", "_artifacts"))
+
+
+@nox.session(python="3.11")
+@nox.parametrize("torch", TORCH_LINES, ids=TORCH_LINES)
+def artifacts_save(session: nox.Session, torch: str) -> None:
+    """Save the fixed artifact set (plain CNN, dynamic batch, custom op, seed hybrid) under one torch minor."""
+    install_torch(session, TORCH_VERSIONS[torch])
+    session.install("-e", ".", env=uv_env(session))
+    session.run("python", "tools/artifacts.py", "save", ARTIFACTS, env=uv_env(session))
+
+
+@nox.session(python="3.11")
+@nox.parametrize("torch", TORCH_LINES, ids=TORCH_LINES)
+def artifacts_load(session: nox.Session, torch: str) -> None:
+    """Load every saved artifact set under one torch minor: ok / refused with our error / crashed."""
+    install_torch(session, TORCH_VERSIONS[torch])
+    session.install("-e", ".", env=uv_env(session))
+    session.run("python", "tools/artifacts.py", "load", ARTIFACTS, env=uv_env(session))
+
+
+@nox.session(venv_backend="none")
+def artifacts(session: nox.Session) -> None:
+    """The cross-version table: every minor saves, every minor loads, then the report renders 14x14."""
+    for line in TORCH_LINES:
+        session.notify(f"artifacts_save({line})")
+    for line in TORCH_LINES:
+        session.notify(f"artifacts_load({line})")
+    session.notify("report", posargs=["--no-run"])
+
+
 @nox.session(venv_backend="none")
 def report(session: nox.Session) -> None:
     """Run sessions (posargs: torch lines, default all) and write docs/compatibility.md from their records.
@@ -202,7 +234,9 @@ def report(session: nox.Session) -> None:
         lines = [a for a in args if a in TORCH_LINES] or TORCH_LINES
         targets = [f"matrix({line})" for line in lines]
         session.run(sys.executable, "-m", "nox", "-s", *targets, success_codes=[0, 1], external=True)
-    session.run(sys.executable, os.path.join(HERE, "tools", "compat_report.py"), RESULTS, external=True)
+    session.run(
+        sys.executable, os.path.join(HERE, "tools", "compat_report.py"), RESULTS, ARTIFACTS, external=True
+    )
 
 
 @nox.session

@@ -214,6 +214,7 @@ def save(
         return _save_script(obj, os.fspath(path))
     module = as_compiled(obj, example_inputs, example_kwargs)
     path = os.fspath(path)
+    prog.demote_integer_parameters(module.program)  # torch 2.9's loader cannot re-wrap them (LP-6)
     manifest = build_manifest(module)
     extra: dict[str, str] = {}
     if include_source if include_source is not None else module.backend == "tensorrt":
@@ -461,7 +462,7 @@ def _deserialize(path: str) -> Any:
     try:
         return torch.export.load(path)
     except Exception as exc:
-        logged = [m for m in records.messages if "Error" in m or "failed" in m]
+        logged = [m for m in records.messages if m.strip()]
         first = (str(exc).strip().splitlines() or [""])[0]
         if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
             first = f"{first} -- logged cause: {logged[-1].strip().splitlines()[0]}"
@@ -473,6 +474,12 @@ def _deserialize(path: str) -> Any:
             or "zip" in text.lower()
         ):
             raise CorruptedArtifactError(f"torch.export.load cannot read {path}: {text}") from exc
+        if "can require gradients" in text:  # torch 2.9 re-wraps saved parameters as nn.Parameter
+            raise IncompatibleArtifactError(
+                f"torch {torch.__version__} cannot load {path}: it holds integer parameters, which this "
+                "torch's loader turns into nn.Parameter (LP-6)",
+                "re-save it with this trtshim (integer parameters are stored as buffers), or load on another torch",
+            ) from exc
         if "schema version" in text.lower():
             raise IncompatibleArtifactError(f"torch.export.load refused {path}: {text}") from exc
         if "operator" in text.lower() or "custom op" in text.lower():

@@ -117,3 +117,30 @@ def custom_ops(ep: ExportedProgram) -> list[torch._ops.OpOverload]:
 
     visit(ep.graph_module)
     return list(seen.values())
+
+
+def demote_integer_parameters(ep: ExportedProgram) -> list[str]:
+    """Declare non-float parameters as persistent buffers, in place; returns their FQNs (LP-6).
+
+    An integer parameter cannot require grad, yet torch 2.9's own ``torch.export.load`` re-wraps
+    parameters as ``nn.Parameter(t)`` and fails with ``Only Tensors of floating point and complex dtype
+    can require gradients``. As a buffer it keeps its FQN, dtype and state_dict key on every torch.
+    """
+    import dataclasses
+
+    demoted = []
+    specs = ep.graph_signature.input_specs
+    has_persistent = "persistent" in {f.name for f in dataclasses.fields(specs[0])} if specs else False
+    for i, spec in enumerate(specs):
+        if spec.kind != InputKind.PARAMETER or spec.target not in ep.state_dict:
+            continue
+        value = ep.state_dict[spec.target]
+        if value.is_floating_point() or value.is_complex():
+            continue
+        kwargs: dict[str, Any] = {"kind": InputKind.BUFFER, "arg": spec.arg, "target": spec.target}
+        if has_persistent:
+            kwargs["persistent"] = True
+        specs[i] = type(spec)(**kwargs)
+        ep.state_dict[spec.target] = value.detach()
+        demoted.append(str(spec.target))
+    return demoted

@@ -2,7 +2,9 @@
 
 Upstream: Torch-TensorRT's ``lift()`` re-wrapped state as ``nn.Parameter(t)`` (requires_grad=True)
 until 2.14.0 (pytorch/TensorRT#4480). Fix: the hybrid exporter keeps existing Parameters and never
-asks for gradients on non-float tensors. Delete when torch_tensorrt < 2.14 leaves the matrix.
+asks for gradients on non-float tensors; ``save`` declares them persistent buffers, because torch 2.9's
+own loader re-wraps parameters the same way and fails (measured: 2.8 and 2.11 load them).
+Delete when torch_tensorrt < 2.14 and torch 2.9 leave the matrix.
 """
 
 from __future__ import annotations
