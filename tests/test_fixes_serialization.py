@@ -164,3 +164,20 @@ def test_portable_artifact_recompiles_from_its_source(tmp_path, small_cnn, examp
     print(
         f"include_source size cost: {size_lean} -> {size_portable} bytes ({size_portable / size_lean:.2f}x)"
     )
+
+
+def test_se9_script_object_constants_from_older_archives() -> None:
+    golden = Path(__file__).parent / "data" / "golden" / "2.8" / "seed_hybrid.pt2"
+    if compat.detect().torch.line == "2.2":  # type: ignore[union-attr]
+        pytest.skip("torch 2.2 has no lifted custom objects")
+    import trtshim.testing.engine_standin  # noqa: F401  (registers the stand-in engine op)
+
+    se9 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-9")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if se9.applied:  # the upstream failure, with the fix off
+            with pytest.raises(Exception, match="not enough arguments for format string|ScriptObject"):
+                torch.export.load(golden)
+        loaded = compat.load(golden)
+    io_ = torch.load(golden.with_name("seed_hybrid.io.pt"), weights_only=True)
+    assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)

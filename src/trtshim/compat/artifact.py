@@ -9,6 +9,7 @@ then deserializes, with ``torch.export.load`` itself.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import importlib
 import io
@@ -431,9 +432,9 @@ def load(
         check_ops(manifest, allow_imports)
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
-    program = _deserialize(path)
-    backend = manifest.get("backend", "export") if manifest else "export"
     fixes = select(env, REGISTRY, stages=("load", "call"))
+    program = _deserialize(path, allow_script_objects="SE-9" in fixes.applied_ids)
+    backend = manifest.get("backend", "export") if manifest else "export"
     module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     if device is not None:
         module.to(device)
@@ -451,16 +452,26 @@ class _Records(logging.Handler):
         self.messages.append(text)
 
 
-def _deserialize(path: str) -> Any:
-    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
+def _deserialize(path: str, *, allow_script_objects: bool = False) -> Any:
+    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2).
+
+    ``allow_script_objects``: allowlist ``torch.ScriptObject`` for the loader's weights-only unpickler (SE-9).
+    """
     records = _Records()
     loggers = [
         logging.getLogger(name) for name in ("torch", "torch.export")
     ]  # torch.export does not propagate
     for logger in loggers:
         logger.addHandler(records)
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    scope = (
+        safe_globals([torch.ScriptObject])
+        if allow_script_objects and safe_globals
+        else contextlib.nullcontext()
+    )
     try:
-        return torch.export.load(path)
+        with scope:
+            return torch.export.load(path)
     except Exception as exc:
         logged = [m for m in records.messages if m.strip()]
         first = (str(exc).strip().splitlines() or [""])[0]
