@@ -9,7 +9,6 @@ then deserializes, with ``torch.export.load`` itself.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import importlib
 import io
@@ -433,7 +432,7 @@ def load(
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
     fixes = select(env, REGISTRY, stages=("load", "call"))
-    program = _deserialize(path, allow_script_objects="SE-9" in fixes.applied_ids)
+    program = _deserialize(path)
     backend = manifest.get("backend", "export") if manifest else "export"
     module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     if device is not None:
@@ -448,15 +447,15 @@ class _Records(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         cause = record.exc_info[1] if record.exc_info else None
-        text = f"{type(cause).__name__}: {cause}" if cause is not None else record.getMessage()
+        try:
+            text = f"{type(cause).__name__}: {cause}" if cause is not None else record.getMessage()
+        except Exception:  # torch 2.10 logs a message whose %-arguments do not match: never fail the load
+            text = str(record.msg)
         self.messages.append(text)
 
 
-def _deserialize(path: str, *, allow_script_objects: bool = False) -> Any:
-    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2).
-
-    ``allow_script_objects``: allowlist ``torch.ScriptObject`` for the loader's weights-only unpickler (SE-9).
-    """
+def _deserialize(path: str) -> Any:
+    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
     records = _Records()
     loggers = [
         logging.getLogger(name) for name in ("torch", "torch.export")

@@ -16,7 +16,6 @@ from trtshim.fixes import (
     lp8_lookup_by_signature,
     se3_range_constraints,
     se6_engine_abi,
-    se9_script_object_constants,
 )
 from trtshim.fixes.registry import FAMILIES, STAGES, Decision, Fix, FixReport, select
 
@@ -30,7 +29,6 @@ REGISTRY: tuple[Fix, ...] = (
     lp8_lookup_by_signature.FIX,
     se3_range_constraints.FIX,
     se6_engine_abi.FIX,
-    se9_script_object_constants.FIX,
 )
 
 
