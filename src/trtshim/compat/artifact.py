@@ -462,15 +462,8 @@ def _deserialize(path: str) -> Any:
     ]  # torch.export does not propagate
     for logger in loggers:
         logger.addHandler(records)
-    safe_globals = getattr(torch.serialization, "safe_globals", None)
-    scope = (
-        safe_globals([torch.ScriptObject])
-        if allow_script_objects and safe_globals
-        else contextlib.nullcontext()
-    )
     try:
-        with scope:
-            return torch.export.load(path)
+        return torch.export.load(path)
     except Exception as exc:
         logged = [m for m in records.messages if m.strip()]
         first = (str(exc).strip().splitlines() or [""])[0]
