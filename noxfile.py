@@ -146,17 +146,15 @@ def matrix(session: nox.Session, torch: str) -> None:
 @nox.parametrize("torch_tensorrt", RTX_LATEST_PER_LINE, ids=RTX_LATEST_PER_LINE)
 def trt(session: nox.Session, torch_tensorrt: str) -> None:
     """torch-tensorrt-rtx on the CUDA torch it pairs with: the TRT-adapter tests against the real package."""
-    release = MATRIX.torch_tensorrt(torch_tensorrt, "torch-tensorrt-rtx")
-    line = ".".join(torch_tensorrt.split(".")[:2])
-    torch_version = next(v for v in reversed(MATRIX.torch_release(line).releases) if release.accepts_torch(v))
+    from trtshim.matrix import pins as matrix_pins
+
+    working_set = [
+        str(p) for p in matrix_pins.pins(torch_tensorrt=torch_tensorrt, flavour="torch-tensorrt-rtx").pins
+    ]
+    torch_pin = next(p for p in working_set if p.startswith("torch=="))
     guard_disk(session)
     env = uv_env(session, cpu_torch=False)
-    session.install(
-        f"torch=={torch_version}",
-        f"torch-tensorrt-rtx=={torch_tensorrt}",
-        *companions(torch_version),
-        env=env,
-    )
+    session.install(*working_set, *companions(torch_pin.split("==")[1]), env=env)
     session.install("-e", ".[test]", env=env)
     run_suite(session, f"trt-{torch_tensorrt}", "tests/trt", *session.posargs, env=env)
 
