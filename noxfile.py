@@ -193,22 +193,24 @@ def ci(session: nox.Session) -> None:
 ARTIFACTS = os.environ.get("TRTSHIM_ARTIFACTS", os.path.join(HERE, ".nox", "_artifacts"))
 
 
+def _artifacts(session: nox.Session, torch: str, verb: str) -> None:
+    install_torch(session, TORCH_VERSIONS[torch])
+    session.install("-e", ".", env=uv_env(session))
+    session.run("python", "tools/artifacts.py", verb, ARTIFACTS, env=uv_env(session))
+
+
 @nox.session(python="3.11")
 @nox.parametrize("torch", TORCH_LINES, ids=TORCH_LINES)
 def artifacts_save(session: nox.Session, torch: str) -> None:
     """Save the fixed artifact set (plain CNN, dynamic batch, custom op, seed hybrid) under one torch minor."""
-    install_torch(session, TORCH_VERSIONS[torch])
-    session.install("-e", ".", env=uv_env(session))
-    session.run("python", "tools/artifacts.py", "save", ARTIFACTS, env=uv_env(session))
+    _artifacts(session, torch, "save")
 
 
 @nox.session(python="3.11")
 @nox.parametrize("torch", TORCH_LINES, ids=TORCH_LINES)
 def artifacts_load(session: nox.Session, torch: str) -> None:
     """Load every saved artifact set under one torch minor: ok / refused with our error / crashed."""
-    install_torch(session, TORCH_VERSIONS[torch])
-    session.install("-e", ".", env=uv_env(session))
-    session.run("python", "tools/artifacts.py", "load", ARTIFACTS, env=uv_env(session))
+    _artifacts(session, torch, "load")
 
 
 @nox.session(venv_backend="none")

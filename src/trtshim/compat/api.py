@@ -48,39 +48,41 @@ def compile(
         )
     name = backends.resolve(backend)
     env = detect()
-    if name == "tensorrt":
-        from trtshim.compat.backends import tensorrt as tensorrt_backend
-
-        report = select(env, REGISTRY, stages=("export", "save", "call"))
-        program, source = tensorrt_backend.compile_program(
+    kwargs = dict(example_kwargs or {})
+    if name != "tensorrt":
+        program = export_backend.export(
             model,
             args,
-            dict(example_kwargs or {}),
+            kwargs,
             env=env,
             dynamic_shapes=dynamic_shapes,
             precision=precision,
-            torch_executed_ops=tuple(torch_executed_ops),
-            options=dict(backend_options),
+            options=backend_options,
         )
-        module = CompiledModule(program, backend=name, environment=env, fixes=report)
-        module.engine_options = {
-            k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
-        }
-        module.source_program = source
-        module.compile_options = {
-            "precision": precision,
-            "torch_executed_ops": list(torch_executed_ops),
-            "options": {k: v for k, v in backend_options.items() if k != "strict"},
-        }
-        return module
-    report = select(env, REGISTRY, stages=("export", "call"))
-    program = export_backend.export(
+        return CompiledModule(
+            program, backend=name, environment=env, fixes=select(env, REGISTRY, stages=("export", "call"))
+        )
+    from trtshim.compat.backends import tensorrt as tensorrt_backend
+
+    program, source = tensorrt_backend.compile_program(
         model,
         args,
-        dict(example_kwargs or {}),
+        kwargs,
         env=env,
         dynamic_shapes=dynamic_shapes,
         precision=precision,
-        options=backend_options,
+        torch_executed_ops=tuple(torch_executed_ops),
+        options=dict(backend_options),
     )
-    return CompiledModule(program, backend=name, environment=env, fixes=report)
+    report = select(env, REGISTRY, stages=("export", "save", "call"))
+    module = CompiledModule(program, backend=name, environment=env, fixes=report)
+    module.engine_options = {
+        k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
+    }
+    module.source_program = source
+    module.compile_options = {
+        "precision": precision,
+        "torch_executed_ops": list(torch_executed_ops),
+        "options": {k: v for k, v in backend_options.items() if k != "strict"},
+    }
+    return module
