@@ -177,3 +177,36 @@ def test_a_torch_log_record_that_cannot_be_formatted_does_not_fail_the_load(tmp_
     record = logging.LogRecord("torch", logging.WARNING, __file__, 1, "a %s and %s", (1,), None)
     handler.emit(record)
     assert handler.messages == ["a %s and %s"]
+
+
+def test_co5_symint_crossing_an_engine_boundary(tmp_path) -> None:
+    from trtshim.testing.engine_standin import make_hybrid, make_seed_model
+
+    if compat.detect().torch.line == "2.2":  # type: ignore[union-attr]
+        pytest.skip("torch 2.2 has no lifted custom objects")
+    model, engine = make_seed_model()
+    x = torch.randn(2, 3, 8, 8)
+    gm = make_hybrid(model, engine, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=2, max=8)}})
+    call = next(
+        n for n in gm.graph.nodes if n.op == "call_module" and str(n.target).startswith("_run_on_acc")
+    )
+    placeholder = next(n for n in gm.graph.nodes if n.op == "placeholder")
+    with gm.graph.inserting_before(call):  # the batch size travels into the engine, as partitioners do
+        size = gm.graph.call_function(torch.ops.aten.sym_size.int, (placeholder, 0))
+    size.meta["val"] = placeholder.meta["val"].shape[0]
+    call.args = (*call.args, size)
+    gm.recompile()
+    with torch.inference_mode():
+        assert torch.equal(gm(x), model(x))  # eager hands the SymInt over as a 0-d tensor
+
+    broken = hybrid.export_hybrid(gm, (x,), disable=("CO-5",))
+    with pytest.raises((RuntimeError, TypeError), match="Tensor"):  # a SymInt where Tensor[] is declared
+        compat.CompiledModule(broken, backend="hybrid", environment=ENV)(x)
+    fixed = hybrid.export_hybrid(gm, (x,))
+    targets = [str(n.target) for n in fixed.graph.nodes if n.op == "call_function"]
+    assert "aten.scalar_tensor.default" in targets
+    path = compat.save(fixed, tmp_path / "co5.pt2")
+    loaded = compat.load(path)
+    x5 = torch.randn(5, 3, 8, 8)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x5), model(x5))

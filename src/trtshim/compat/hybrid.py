@@ -10,7 +10,8 @@ of that shape):
   inline (LP-1 defect 2): nothing opaque is ever rendered into generated code;
 * gives each lifted value the kind of where it lives: parameter, buffer (with its ``persistent``
   flag: LP-5), tensor constant or custom object; never a user input (LP-1 defect 1); integer
-  parameters stay what they are (LP-6);
+  parameters stay what they are (LP-6); a SymInt crossing an engine boundary is wrapped to a 0-d
+  tensor on the way in and turned back with ``aten.item`` on the way out, as the op schema demands (CO-5);
 * keeps the range constraints of every dynamic dim (SE-3), and checks the result (placeholders
   match the signature, user-input count matches the flat user args).
 """
@@ -186,6 +187,21 @@ class _Builder:
         new.meta = dict(node.meta)
         return new
 
+    def as_tensor(self, arg: Any) -> Any:
+        """An engine takes ``Tensor[]``: a SymInt crossing into it becomes a 0-d tensor (CO-5)."""
+        if not (isinstance(arg, fx.Node) and _is_symint(arg.meta.get("val"))):
+            return arg
+        node = self.graph.call_function(torch.ops.aten.scalar_tensor.default, (arg,), {"dtype": torch.int64})
+        node.meta["val"] = self.fake_scalar(arg.meta["val"])
+        return node
+
+    def fake_scalar(self, value: Any) -> Any:
+        mode = _fake_mode([n for n in self.graph.nodes if n.op == "placeholder"])
+        if mode is None:
+            return None
+        with mode:
+            return torch.empty((), dtype=torch.int64)
+
     def call_submodule(self, sub: nn.Module, args: list[Any], fqn: str, node: fx.Node) -> Any:
         call = engine_call(sub)
         if call is not None:
@@ -195,14 +211,18 @@ class _Builder:
                 if "LP-1b" in self.disabled
                 else self.lifted(f"{fqn}_engine".replace(".", "_"), engine, "CUSTOM_OBJ")
             )
-            out = self.graph.call_function(op, (list(args), obj))
+            inputs = list(args) if "CO-5" in self.disabled else [self.as_tensor(a) for a in args]
+            out = self.graph.call_function(op, (inputs, obj))
             val = node.meta.get("val")
             vals = list(val) if isinstance(val, (tuple, list)) else [val]
-            out.meta["val"] = vals
-            items = []
+            out.meta["val"] = [self.fake_scalar(v) if _is_symint(v) else v for v in vals]
+            items: list[Any] = []
             for i, v in enumerate(vals):
                 item = self.graph.call_function(operator.getitem, (out, i))
-                item.meta["val"] = v
+                item.meta["val"] = out.meta["val"][i]
+                if _is_symint(v) and "CO-5" not in self.disabled:  # a scalar output: back to a SymInt (CO-5)
+                    item = self.graph.call_function(torch.ops.aten.item.default, (item,))
+                    item.meta["val"] = v
                 items.append(item)
             return tuple(items) if isinstance(val, (tuple, list)) else items[0]
         if isinstance(sub, fx.GraphModule):
@@ -211,6 +231,10 @@ class _Builder:
             f"submodule {fqn!r} is a {type(sub).__name__}: neither a graph nor an engine",
             "trace it to an fx.GraphModule, or give it a trtshim_engine_call() method",
         )
+
+
+def _is_symint(value: Any) -> bool:
+    return isinstance(value, (int, torch.SymInt)) and not isinstance(value, bool)
 
 
 def _join(prefix: str, name: str) -> str:
@@ -327,7 +351,7 @@ def export_hybrid(
     e.g. ``persistent`` on 2.2, it is left out). ``disable`` is for tests that reproduce an upstream
     defect, never for use: ``"LP-1a"`` (lifted values declared as user
     inputs), ``"LP-1b"`` (opaque objects left inline, no fallback guard), ``"LP-5"``, ``"LP-6"``,
-    ``"SE-3"`` (no range constraints).
+    ``"SE-3"`` (no range constraints), ``"CO-5"`` (SymInts passed into an engine's ``Tensor[]``).
     """
     disabled = frozenset(disable)
     if "LP-1" in disabled:

@@ -7,6 +7,7 @@ environment needs and why. Importing this package imports no torch.
 from __future__ import annotations
 
 from trtshim.fixes import (
+    co5_symint_engine_boundary,
     lp1_engine_with_weights,
     lp2_program_not_callable,
     lp4_load_device,
@@ -29,6 +30,7 @@ REGISTRY: tuple[Fix, ...] = (
     lp8_lookup_by_signature.FIX,
     se3_range_constraints.FIX,
     se6_engine_abi.FIX,
+    co5_symint_engine_boundary.FIX,
 )
 
 

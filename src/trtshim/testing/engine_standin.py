@@ -71,8 +71,12 @@ class EngineStandIn(nn.Module):
         """(op, engine object): how trtshim's hybrid exporter inlines this module."""
         return torch.ops.trtshim_standin.execute_engine.default, self.engine
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return torch.ops.trtshim_standin.execute_engine(list(inputs), self.engine)[0]
+    def forward(self, *inputs: Any) -> torch.Tensor:
+        # like TorchTensorRTModule, scalar (SymInt) inputs are handed to the engine as 0-d tensors
+        tensors = [
+            i if isinstance(i, torch.Tensor) else torch.scalar_tensor(i, dtype=torch.int64) for i in inputs
+        ]
+        return torch.ops.trtshim_standin.execute_engine(tensors, self.engine)[0]
 
 
 class SeedModel(nn.Module):
