@@ -120,3 +120,22 @@ def test_runtime_probe_is_explicit_and_reports_this_machine() -> None:
     if detect().torch_tensorrt is None:
         assert not ok and "not installed" in why
     assert set(facts.to_dict()) >= {"cuda_build", "tensorrt_can_run", "tensorrt_reason"}
+
+
+@pytest.mark.parametrize(
+    ("flavour", "cc", "ok", "why"),
+    [
+        ("tensorrt_rtx", (9, 0), False, "TensorRT-RTX cannot run engines on compute capability 9.0"),
+        ("tensorrt_rtx", (8, 9), True, "TensorRT engines can run"),
+        ("tensorrt_rtx", (12, 0), True, "TensorRT engines can run"),
+        ("tensorrt", (9, 0), True, "TensorRT engines can run"),
+    ],
+)
+def test_auto_explains_why_tensorrt_cannot_run(flavour, cc, ok, why) -> None:
+    """What `trtshim doctor` says on an H200 (compute capability 9.0) with torch-tensorrt-rtx."""
+    from trtshim.compat.runtime import RuntimeFacts
+
+    facts = RuntimeFacts("2.14.1+cu130", "13.0", True, "NVIDIA H200", cc, True, None, flavour)
+    assert facts.tensorrt_can_run == (ok, why)
+    cpu = RuntimeFacts("2.14.1+cu130", "13.0", False, None, None, True, None, flavour)
+    assert cpu.tensorrt_can_run == (False, "no CUDA device is available")
