@@ -178,7 +178,7 @@ def test_incompatible_schema_is_refused_before_deserializing(
                 data = json.dumps(manifest).encode()
             dst.writestr(item, data)
     called = []
-    monkeypatch.setattr(artifact, "_deserialize", lambda p: called.append(p))
+    monkeypatch.setattr(artifact, "_deserialize", lambda *a: called.append(a))
     with pytest.raises(errors.IncompatibleArtifactError, match="saved by torch 2.2.2") as info:
         compat.load(rewritten)
     assert "2.2" in info.value.hint and called == []

@@ -107,7 +107,7 @@ def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, exa
     }
     path = _with_engine(saved, tmp_path, engine)
     deserialized = []
-    monkeypatch.setattr(artifact, "_deserialize", lambda p: deserialized.append(p))
+    monkeypatch.setattr(artifact, "_deserialize", lambda *a: deserialized.append(a))
     env = compat.detect()
     if env.torch_tensorrt is None:
         with pytest.raises(
@@ -210,3 +210,34 @@ def test_co5_symint_crossing_an_engine_boundary(tmp_path) -> None:
     x5 = torch.randn(5, 3, 8, 8)
     with torch.inference_mode():
         assert torch.equal(loaded(x5), model(x5))
+
+
+def test_se9_torch_2_3_archives_load_on_torch_2_4() -> None:
+    golden = Path(__file__).parent / "data" / "golden" / "2.3" / "plain_cnn.pt2"
+    se9 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-9")
+    io_ = torch.load(golden.with_name("plain_cnn.io.pt"), weights_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if se9.applied:  # torch 2.4: the upstream failure with the fix off
+            with pytest.raises(AssertionError):
+                torch.export.load(golden)
+        else:
+            assert "outside" in se9.reason
+        if compat.detect().torch.line in ("2.3", "2.4"):  # type: ignore[union-attr]  # same schema major (5)
+            loaded = compat.load(golden)
+            assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
+
+
+def test_se10_module_paths_with_commas_load_on_torch_2_3() -> None:
+    golden = Path(__file__).parent / "data" / "golden" / "2.3" / "plain_cnn.pt2"  # an nn.Sequential
+    se10 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-10")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if se10.applied:  # torch 2.3: the upstream failure with the fix off
+            with pytest.raises(Exception, match="positional arguments but 4 were given|Failed deserializing"):
+                torch.export.load(golden)
+            loaded = compat.load(golden)
+            io_ = torch.load(golden.with_name("plain_cnn.io.pt"), weights_only=True)
+            assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
+        else:
+            assert "outside" in se10.reason

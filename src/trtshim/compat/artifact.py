@@ -17,6 +17,7 @@ import logging
 import os
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -432,7 +433,7 @@ def load(
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
     fixes = select(env, REGISTRY, stages=("load", "call"))
-    program = _deserialize(path)
+    program = _deserialize(path, _repaired_legacy_archive(path, fixes.applied_ids))
     backend = manifest.get("backend", "export") if manifest else "export"
     module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     if device is not None:
@@ -454,7 +455,55 @@ class _Records(logging.Handler):
         self.messages.append(text)
 
 
-def _deserialize(path: str) -> Any:
+LEGACY_EXAMPLE_INPUTS = "serialized_example_inputs.pt"
+LEGACY_PROGRAM = "serialized_exported_program.json"
+
+
+def _repaired_legacy_archive(path: str, fix_ids: tuple[str, ...]) -> str | io.BytesIO:
+    """A torch <= 2.7 legacy archive repaired in memory for the loader of this torch, or ``path`` itself.
+
+    SE-9: add the example-inputs member torch 2.4 asserts on. SE-10: drop ``nn_module_stack`` node
+    metadata, which torch 2.3 cannot parse back when a module path contains a comma.
+    """
+    wanted = [f for f in fix_ids if f in ("SE-9", "SE-10")]
+    if not wanted:
+        return path
+    with zipfile.ZipFile(path) as src:
+        names = src.namelist()
+        if LEGACY_PROGRAM not in names:
+            return path
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename == LEGACY_PROGRAM and "SE-10" in wanted:
+                    data = _strip_module_stacks(data)
+                dst.writestr(item, data)
+            if "SE-9" in wanted and LEGACY_EXAMPLE_INPUTS not in names:
+                dst.writestr(LEGACY_EXAMPLE_INPUTS, b"")
+    buf.seek(0)
+    return buf
+
+
+def _strip_module_stacks(data: bytes) -> bytes:
+    program = json.loads(data)
+
+    def visit(obj: Any) -> None:
+        if isinstance(obj, dict):
+            meta = obj.get("metadata")
+            if isinstance(meta, dict):
+                meta.pop("nn_module_stack", None)
+            for value in obj.values():
+                visit(value)
+        elif isinstance(obj, list):
+            for value in obj:
+                visit(value)
+
+    visit(program)
+    return json.dumps(program).encode()
+
+
+def _deserialize(path: str, source: Any = None) -> Any:
     """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
     records = _Records()
     loggers = [
@@ -463,7 +512,7 @@ def _deserialize(path: str) -> Any:
     for logger in loggers:
         logger.addHandler(records)
     try:
-        return torch.export.load(path)
+        return torch.export.load(path if source is None else source)
     except Exception as exc:
         logged = [m for m in records.messages if m.strip()]
         first = (str(exc).strip().splitlines() or [""])[0]

@@ -17,6 +17,8 @@ from trtshim.fixes import (
     lp8_lookup_by_signature,
     se3_range_constraints,
     se6_engine_abi,
+    se9_legacy_example_inputs,
+    se10_module_stack_commas,
 )
 from trtshim.fixes.registry import FAMILIES, STAGES, Decision, Fix, FixReport, select
 
@@ -31,6 +33,8 @@ REGISTRY: tuple[Fix, ...] = (
     se3_range_constraints.FIX,
     se6_engine_abi.FIX,
     co5_symint_engine_boundary.FIX,
+    se9_legacy_example_inputs.FIX,
+    se10_module_stack_commas.FIX,
 )
 
 
