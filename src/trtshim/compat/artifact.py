@@ -518,6 +518,8 @@ def _deserialize(path: str, source: Any = None) -> Any:
         first = (str(exc).strip().splitlines() or [""])[0]
         if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
             first = f"{first} -- logged cause: {logged[-1].strip().splitlines()[0]}"
+        elif isinstance(exc, KeyError) and "'version'" in first:  # torch 2.8 swallows the PT2 reader's error
+            first = f"{first} -- cause: {_pt2_cause(path)}"
         text = f"{type(exc).__name__}: {first}"
         if (
             "PytorchStreamReader" in text
@@ -574,6 +576,17 @@ def _recompile(
     if device is not None:
         module.to(device)
     return module
+
+
+def _pt2_cause(path: str) -> str:
+    """The error torch 2.8's PT2 reader raised before ``torch.export.load`` fell back and hid it."""
+    try:
+        from torch.export.pt2_archive._package import load_pt2
+
+        load_pt2(path)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    return "unknown"
 
 
 def _load_script(
