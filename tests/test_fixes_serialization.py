@@ -177,6 +177,9 @@ def test_a_torch_log_record_that_cannot_be_formatted_does_not_fail_the_load(tmp_
     record = logging.LogRecord("torch", logging.WARNING, __file__, 1, "a %s and %s", (1,), None)
     handler.emit(record)
     assert handler.messages == ["a %s and %s"]
+    from trtshim.compat.artifact import _WellFormedRecords
+
+    assert _WellFormedRecords().filter(record) and record.getMessage() == "a %s and %s (1,)"
 
 
 def test_co5_symint_crossing_an_engine_boundary(tmp_path) -> None:
