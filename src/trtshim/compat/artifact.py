@@ -433,7 +433,18 @@ def load(
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
     fixes = select(env, REGISTRY, stages=("load", "call"))
-    program = _deserialize(path, _repaired_legacy_archive(path, fixes.applied_ids))
+    try:
+        program = _deserialize(path, _repaired_legacy_archive(path, fixes.applied_ids))
+    except (CorruptedArtifactError, ArtifactError) as exc:
+        saved = tuple((manifest or {}).get("export_schema") or ())
+        saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "")
+        if saved and saved > tuple(export_schema_version()) and not isinstance(exc, MissingOpError):
+            raise IncompatibleArtifactError(
+                f"saved by a newer torch ({saved_torch}), whose archive torch {torch.__version__} cannot read: "
+                f"{exc.reason}",
+                f"load it on torch {release_line(saved_torch)} or newer",
+            ) from exc
+        raise
     backend = manifest.get("backend", "export") if manifest else "export"
     module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     if device is not None:
