@@ -15,6 +15,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -45,8 +46,9 @@ CI_TRT = RTX_LATEST_PER_LINE[-1]
 MIN_FREE_GB = 12  # a CUDA torch adds 3-7 GB to uv's cache
 
 
+@functools.cache
 def local_wheel_folders(*, cpu_torch: bool = True) -> list[str]:
-    """Folders of local wheels from pip's configuration, read at run time; only existing ones."""
+    """Folders of local wheels from pip's configuration, read once per run; only existing ones."""
     try:
         out = subprocess.run(
             [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60

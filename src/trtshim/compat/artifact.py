@@ -68,15 +68,22 @@ def environment_record(env: Environment) -> dict[str, Any]:
     return record
 
 
-def build_manifest(module: CompiledModule) -> dict[str, Any]:
-    ep = module.program
+def manifest_header(env: Environment, backend: str, fmt: str) -> dict[str, Any]:
+    """The fields every manifest starts with: schema, writer, time, saving environment, backend, format."""
     return {
         "schema": MANIFEST_SCHEMA,
         "trtshim": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_record(module.environment),
-        "backend": module.backend,
-        "format": "torch.export",
+        "environment": environment_record(env),
+        "backend": backend,
+        "format": fmt,
+    }
+
+
+def build_manifest(module: CompiledModule) -> dict[str, Any]:
+    ep = module.program
+    return {
+        **manifest_header(module.environment, module.backend, "torch.export"),
         "export_schema": export_schema_version(),
         "inputs": [s.to_dict() for s in input_specs_of(ep)],
         "custom_ops": [
@@ -278,12 +285,7 @@ def _save_script(script: torch.jit.ScriptModule, path: str) -> str:
     """TorchScript through ``torch.jit.save`` with the manifest in ``_extra_files`` (SE-5)."""
     env = detect()
     manifest = {
-        "schema": MANIFEST_SCHEMA,
-        "trtshim": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": environment_record(env),
-        "backend": "torchscript",
-        "format": "torchscript",
+        **manifest_header(env, "torchscript", "torchscript"),
         "export_schema": None,
         "inputs": [],
         "custom_ops": script_custom_ops(script),

@@ -28,6 +28,7 @@ from torch.export import ExportedProgram
 from torch.export import graph_signature as gs
 from torch.utils import _pytree as pytree
 
+from trtshim.compat.program import user_input_placeholders
 from trtshim.errors import TrtShimError
 
 
@@ -495,17 +496,11 @@ def repair_range_constraints(ep: ExportedProgram) -> bool:
     """Refill an empty ``range_constraints`` from the graph's ShapeEnv (SE-3). True when it changed."""
     if ep.range_constraints:
         return False
-    users = prog_user_placeholders(ep)
+    users = user_input_placeholders(ep)
     ranges = _range_constraints(users, _fake_mode(users))
     if ranges:
         ep._range_constraints = ranges
     return bool(ranges)
-
-
-def prog_user_placeholders(ep: ExportedProgram) -> list[fx.Node]:
-    from trtshim.compat.program import user_input_placeholders
-
-    return user_input_placeholders(ep)
 
 
 def check_program(ep: ExportedProgram, n_user_args: int) -> None:
