@@ -185,8 +185,6 @@ def test_a_torch_log_record_that_cannot_be_formatted_does_not_fail_the_load(tmp_
 def test_co5_symint_crossing_an_engine_boundary(tmp_path) -> None:
     from trtshim.testing.engine_standin import make_hybrid, make_seed_model
 
-    if compat.detect().torch.line == "2.2":  # type: ignore[union-attr]
-        pytest.skip("torch 2.2 has no lifted custom objects")
     model, engine = make_seed_model()
     x = torch.randn(2, 3, 8, 8)
     gm = make_hybrid(model, engine, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch", min=2, max=8)}})

@@ -38,8 +38,6 @@ def test_golden_loads_or_is_refused(path: Path) -> None:
             ):
                 compat.load(path, allow_imports=ALLOW)
             return
-        if "seed_hybrid" in path.name and compat.detect().torch.line == "2.2":  # type: ignore[union-attr]
-            pytest.skip("torch 2.2 has no lifted custom objects")
         try:
             module = compat.load(path, allow_imports=ALLOW)
         except errors.TrtShimError:

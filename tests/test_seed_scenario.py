@@ -17,10 +17,6 @@ from trtshim.compat.manifest import read_manifest
 from trtshim.testing.engine_standin import QUALNAME, make_hybrid, make_seed_model
 
 OLD_TORCH = compat.detect().torch.line == "2.2"  # type: ignore[union-attr]
-needs_custom_objects = pytest.mark.skipif(
-    OLD_TORCH,
-    reason="torch 2.2 cannot lift opaque objects; test_torch_2_2_refuses_with_a_typed_error covers it",
-)
 
 CHILD = """
 import json, sys, torch, warnings
@@ -48,7 +44,6 @@ def _fresh_process(path: Path, inputs: list[torch.Tensor], tmp_path: Path) -> tu
     return torch.load(os.fspath(path) + ".out"), json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@needs_custom_objects
 def test_seed_hybrid_graph_saves_and_loads_in_a_fresh_process(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
@@ -75,7 +70,6 @@ def test_seed_hybrid_graph_saves_and_loads_in_a_fresh_process(tmp_path: Path) ->
     assert child["backend"] == "hybrid"
 
 
-@needs_custom_objects
 def test_seed_with_dynamic_batch_keeps_its_range(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(2, 3, 8, 8)
@@ -93,7 +87,9 @@ def test_seed_with_dynamic_batch_keeps_its_range(tmp_path: Path) -> None:
         assert torch.equal(got2, model(x)) and torch.equal(got5, model(x5))
 
 
-@needs_custom_objects
+@pytest.mark.skipif(
+    OLD_TORCH, reason="torch 2.2 has no custom-object inputs: test_torch_2_2_keeps_the_engine_inline"
+)
 def test_loaded_seed_program_lifts_the_engine_as_a_custom_object(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
@@ -119,16 +115,25 @@ def test_save_of_a_graph_module_needs_its_inputs(tmp_path: Path) -> None:
     assert not (tmp_path / "x.pt2").exists()
 
 
-@pytest.mark.skipif(not OLD_TORCH, reason="only torch 2.2 lacks lifted custom objects")
-def test_torch_2_2_refuses_with_a_typed_error(tmp_path: Path) -> None:
-    from trtshim.compat.hybrid import HybridExportError
+@pytest.mark.skipif(not OLD_TORCH, reason="only torch 2.2 lacks custom-object inputs")
+def test_torch_2_2_keeps_the_engine_inline(tmp_path: Path) -> None:
+    """torch 2.2 has no InputKind.CUSTOM_OBJ; its serializer stores an inline ScriptObject argument
+    as a ``_custom_obj_N`` constant. The engine stays inline, and trtshim builds runnable code for it."""
+    from trtshim.compat.program import is_script_object
 
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
-    with pytest.raises(HybridExportError, match="cannot lift opaque engine objects") as info:
-        compat.save(make_hybrid(model, engine, (x,)), tmp_path / "seed.pt2", example_inputs=(x,))
-    assert "torch >= 2.3" in info.value.hint
-    assert not (tmp_path / "seed.pt2").exists()
+    path = compat.save(make_hybrid(model, engine, (x,)), tmp_path / "seed.pt2", example_inputs=(x,))
+    loaded = compat.load(path)
+    kinds = [s.kind.name for s in loaded.program.graph_signature.input_specs]
+    assert kinds.count("USER_INPUT") == 1 and "PARAMETER" in kinds and "BUFFER" in kinds
+    (call,) = [
+        n for n in loaded.program.graph.nodes if n.target == torch.ops.trtshim_standin.execute_engine.default
+    ]
+    assert is_script_object(call.args[1])  # inline, as torch 2.2 stores it
+    assert "execute_engine" not in loaded.program.graph_module.code  # torch's own module cannot run it
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x))
 
 
 def compat_errors():

@@ -543,7 +543,8 @@ def _deserialize(path: str, source: Any = None) -> Any:
     well_formed = _WellFormedRecords()
     logging.getLogger(SERDE_LOGGER).addFilter(well_formed)
     try:
-        return torch.export.load(path if source is None else source)
+        with prog.quiet_inline_object_codegen():  # torch 2.2 programs with engine objects (see program.py)
+            return torch.export.load(path if source is None else source)
     except Exception as exc:
         logged = [m for m in records.messages if m.strip()]
         first = (str(exc).strip().splitlines() or [""])[0]

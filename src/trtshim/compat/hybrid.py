@@ -14,6 +14,11 @@ of that shape):
   tensor on the way in and turned back with ``aten.item`` on the way out, as the op schema demands (CO-5);
 * keeps the range constraints of every dynamic dim (SE-3), and checks the result (placeholders
   match the signature, user-input count matches the flat user args).
+
+torch 2.2 has no custom-object inputs (no ``InputKind.CUSTOM_OBJ``). There opaque objects stay inline
+in the call, the one form 2.2's serializer stores (as ``_custom_obj_N`` constants) and restores;
+weights are lifted as everywhere else, and ``program.runnable_graph_module`` reaches the objects
+through attributes when trtshim builds the callable graph.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from torch.export import ExportedProgram
 from torch.export import graph_signature as gs
 from torch.utils import _pytree as pytree
 
-from trtshim.compat.program import user_input_placeholders
+from trtshim.compat.program import is_script_object, quiet_inline_object_codegen, user_input_placeholders
 from trtshim.errors import TrtShimError
 
 
@@ -45,13 +50,6 @@ def engine_call(module: nn.Module) -> tuple[Any, Any] | None:
     if type(module).__name__ == "TorchTensorRTModule" and hasattr(module, "engine"):
         return torch.ops.tensorrt.execute_engine.default, module.engine
     return None
-
-
-def _is_script_object(value: Any) -> bool:
-    if isinstance(value, torch.ScriptObject):
-        return True
-    fake = getattr(getattr(torch, "_library", None), "fake_class_registry", None)
-    return bool(fake is not None and isinstance(value, getattr(fake, "FakeScriptObject", ())))
 
 
 def _class_fqn(obj: Any) -> str:
@@ -75,10 +73,12 @@ class _Builder:
         ] = {}  # FQN -> PARAMETER / BUFFER / BUFFER_NP / CONSTANT_TENSOR / CUSTOM_OBJ
         self.values: dict[str, Any] = {}
         self.user_placeholders: list[fx.Node] = []
+        # torch 2.2 cannot lift custom objects: they stay inline (its serializer's form)
+        self.inline_objects = "LP-1b" in disabled or not hasattr(gs, "CustomObjArgument")
 
     # attributes ---------------------------------------------------------------------------------
 
-    def attr(self, owner: nn.Module, target: str, fqn: str) -> fx.Node:
+    def attr(self, owner: nn.Module, target: str, fqn: str) -> Any:
         """A get_attr node for ``owner.<target>``, registered on root under ``fqn`` with its kind."""
         if fqn in self.attrs:
             return self.attrs[fqn]
@@ -93,8 +93,8 @@ class _Builder:
             kind = "BUFFER_NP" if leaf in holder._non_persistent_buffers_set else "BUFFER"
         elif isinstance(value, torch.Tensor):
             kind = "CONSTANT_TENSOR"
-        elif _is_script_object(value):
-            kind = "CUSTOM_OBJ"
+        elif is_script_object(value):
+            return self.opaque(fqn, value)
         else:
             raise HybridExportError(
                 f"attribute {fqn!r} holds a {type(value).__name__}, which cannot be lifted"
@@ -110,6 +110,10 @@ class _Builder:
         node = self.graph.get_attr(fqn)
         self.attrs[fqn] = node
         return node
+
+    def opaque(self, fqn: str, value: Any) -> Any:
+        """An opaque (ScriptObject) value: lifted as a custom object, or left inline on torch 2.2."""
+        return value if self.inline_objects else self.lifted(fqn, value, "CUSTOM_OBJ")
 
     def _unique(self, fqn: str, value: Any) -> str:
         base, i = fqn, 0
@@ -178,8 +182,8 @@ class _Builder:
         def hoist(a: Any) -> Any:
             if isinstance(a, fx.Node):
                 return lookup(a)
-            if _is_script_object(a) and "LP-1b" not in self.disabled:  # opaque object inline: hoist it (LP-1)
-                return self.lifted(_join(prefix, f"_inline_obj_{node.name}"), a, "CUSTOM_OBJ")
+            if is_script_object(a):  # opaque object inline: hoist it (LP-1)
+                return self.opaque(_join(prefix, f"_inline_obj_{node.name}"), a)
             return a
 
         args = fx.node.map_aggregate(node.args, hoist)
@@ -207,11 +211,7 @@ class _Builder:
         call = engine_call(sub)
         if call is not None:
             op, engine = call
-            obj = (
-                engine
-                if "LP-1b" in self.disabled
-                else self.lifted(f"{fqn}_engine".replace(".", "_"), engine, "CUSTOM_OBJ")
-            )
+            obj = self.opaque(f"{fqn}_engine".replace(".", "_"), engine)
             inputs = list(args) if "CO-5" in self.disabled else [self.as_tensor(a) for a in args]
             out = self.graph.call_function(op, (inputs, obj))
             val = node.meta.get("val")
@@ -380,12 +380,6 @@ def export_hybrid(
         out_flat, out_spec = pytree.tree_flatten(out)
     b.graph.output(tuple(out_flat))
 
-    if "CUSTOM_OBJ" in b.kinds.values() and not hasattr(gs, "CustomObjArgument"):
-        raise HybridExportError(
-            f"torch {torch.__version__} cannot lift opaque engine objects (it has no InputKind.CUSTOM_OBJ), "
-            "so this graph cannot be saved as an ExportedProgram",
-            "use torch >= 2.3 (torch_tensorrt 2.2 had no save either)",
-        )
     fake_mode = _fake_mode(users + [n for n in b.graph.nodes if n.op == "call_function"])
     specs: list[gs.InputSpec] = []
     first_user = users[0] if users else None
@@ -488,7 +482,7 @@ def _make_program(
         kwargs["tensor_constants"] = constants
     if "LP-1b" in disabled:
         return ExportedProgram(**kwargs)
-    with guard_graph_module_fallback():
+    with guard_graph_module_fallback(), quiet_inline_object_codegen():
         return ExportedProgram(**kwargs)
 
 

@@ -131,7 +131,7 @@ class CompiledModule(nn.Module):
         self.source_program: ExportedProgram | None = None  # before TensorRT compilation (include_source)
         self.compile_options: dict[str, Any] = {}  # how it was compiled, to recompile from the source
         # The graph module is not registered as a child: its placeholders are bound here instead.
-        self._graph_forward: Callable[..., Any] = program.graph_module.forward
+        self._graph_forward: Callable[..., Any] = prog.runnable_graph_module(program).forward
 
         slots = prog.input_slots(program)
         constants = prog.program_constants(program)

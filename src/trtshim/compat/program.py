@@ -6,12 +6,17 @@ Lifted values are resolved only through ``input_specs[i].target`` (an FQN) into 
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
+from torch.utils import _pytree as pytree
 
 from trtshim.errors import TrtShimError
 
@@ -144,3 +149,74 @@ def demote_integer_parameters(ep: ExportedProgram) -> list[str]:
         ep.state_dict[spec.target] = value.detach()
         demoted.append(str(spec.target))
     return demoted
+
+
+def is_script_object(value: Any) -> bool:
+    """A TorchBind object (or its fake) — what an engine is to the graph."""
+    if isinstance(value, torch.ScriptObject):
+        return True
+    fake = getattr(getattr(torch, "_library", None), "fake_class_registry", None)
+    return bool(fake is not None and isinstance(value, getattr(fake, "FakeScriptObject", ())))
+
+
+_INLINE_CODEGEN_WARNING = "Unable to execute the generated python source code from the graph"
+
+
+@contextlib.contextmanager
+def quiet_inline_object_codegen() -> Iterator[None]:
+    """Silence torch 2.2's warning that a graph with inline objects has no runnable code.
+
+    trtshim never runs that code: ``runnable_graph_module`` builds one that reaches the objects
+    through attributes. Every other warning passes through.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_INLINE_CODEGEN_WARNING)
+        yield
+
+
+def runnable_graph_module(ep: ExportedProgram) -> fx.GraphModule:
+    """``ep.graph_module``, or a copy whose opaque objects are attributes when the graph holds them inline.
+
+    torch 2.2 keeps custom objects inline in calls; generated Python cannot render them, so its
+    ``ExportedProgram`` falls back to an uncallable module and interprets the graph. The copy moves
+    each inline object to an attribute reached by ``get_attr``, and compiles normally.
+    """
+    gm = ep.graph_module
+    objects: dict[int, Any] = {}
+    for node in gm.graph.nodes:
+        for a in pytree.tree_leaves((node.args, node.kwargs)):
+            if is_script_object(a):
+                objects.setdefault(id(a), a)
+    if not objects:
+        return gm
+    graph = fx.Graph()
+    out = graph.graph_copy(gm.graph, {})
+    graph.output(out)
+    attrs: dict[str, Any] = {}
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            attrs[str(node.target)] = _get_path(gm, str(node.target))
+    names: dict[int, fx.Node] = {}
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+
+        def attribute(a: Any, node: fx.Node = node) -> Any:
+            if not is_script_object(a):
+                return a
+            if id(a) not in names:
+                name = f"_trtshim_obj_{len(names)}"
+                attrs[name] = a
+                with graph.inserting_before(node):
+                    names[id(a)] = graph.get_attr(name)
+            return names[id(a)]
+
+        node.args = fx.node.map_aggregate(node.args, attribute)
+        node.kwargs = fx.node.map_aggregate(node.kwargs, attribute)
+    return fx.GraphModule(attrs, graph)
+
+
+def _get_path(root: Any, target: str) -> Any:
+    for part in target.split("."):
+        root = getattr(root, part)
+    return root

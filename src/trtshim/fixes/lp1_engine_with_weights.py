@@ -47,10 +47,15 @@ def _has_attr(obj: Any, target: str) -> bool:
 GRAPH_MODULE_FALLBACK = ScopedPatch(
     "torch.export.exported_program", "_create_graph_module_for_export", _copy_get_attrs
 )
+# torch 2.2 keeps the same fallback in the private module (looked up there at each call)
+GRAPH_MODULE_FALLBACK_2_2 = ScopedPatch(
+    "torch._export.exported_program", "_create_graph_module_for_export", _copy_get_attrs
+)
 
 
 def graph_module_fallback_patch() -> ScopedPatch:
-    return GRAPH_MODULE_FALLBACK
+    """The patch for the installed torch (check ``available()``)."""
+    return GRAPH_MODULE_FALLBACK if GRAPH_MODULE_FALLBACK.available() else GRAPH_MODULE_FALLBACK_2_2
 
 
 FIX = Fix(
