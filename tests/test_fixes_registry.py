@@ -26,7 +26,7 @@ def env_with(torch: str | None, ttrt: str | None = None) -> Environment:
 
 @pytest.mark.parametrize("fix", REGISTRY, ids=lambda f: f.id)
 def test_every_fix_carries_its_provenance(fix) -> None:
-    assert re.fullmatch(r"(LP|CO|SE)-\d+", fix.id)
+    assert re.fullmatch(r"(LP|CO|SE|CP)-\d+", fix.id)
     assert fix.family in FAMILIES and fix.stage in STAGES
     assert fix.links and all(link.startswith("https://github.com/pytorch/") for link in fix.links)
     module = importlib.import_module(
@@ -45,7 +45,7 @@ def _fix_modules() -> list[str]:
     return [
         f"trtshim.fixes.{m.name}"
         for m in pkgutil.iter_modules(pkg.__path__)
-        if re.match(r"(lp|co|se)\d", m.name)
+        if re.match(r"(lp|co|se|cp)\d", m.name)
     ]
 
 

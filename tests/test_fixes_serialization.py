@@ -171,9 +171,9 @@ def test_a_torch_log_record_that_cannot_be_formatted_does_not_fail_the_load(tmp_
     loading 2.8/2.9 archives that hold a ScriptObject; load() listens to torch's log and must not break."""
     import logging
 
-    from trtshim.compat.artifact import _Records
+    from trtshim.compat.logs import Records
 
-    handler = _Records()
+    handler = Records()
     record = logging.LogRecord("torch", logging.WARNING, __file__, 1, "a %s and %s", (1,), None)
     handler.emit(record)
     assert handler.messages == ["a %s and %s"]

@@ -118,6 +118,29 @@ def test_compile_call_binds(
 
 @network
 @releases
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_strongly_typed_call_binds(sources: dict[str, ReleaseSources], release: str, precision: str) -> None:
+    """The call a TensorRT-RTX install gets: autocast where the release has it, else a refusal."""
+    src, row = sources[release], api.compile_api(release)
+    if not row.autocast or (precision == "bf16" and not row.bf16):
+        assert "enable_autocast" not in src.compile.signature.parameters
+        with pytest.raises(OptionError):
+            api.translate(release, precision=precision, strongly_typed=True)
+        return
+    plan = api.translate(release, precision=precision, strongly_typed=True)
+    assert plan.kwargs["enable_autocast"] is True and "enabled_precisions" not in plan.kwargs
+    problems = check_compile_call(
+        src.compile,
+        plan.inputs_keyword,
+        plan.kwargs,
+        inputs_param=row.inputs_param,
+        settings_fields=src.settings_fields,
+    )
+    assert problems == []
+
+
+@network
+@releases
 def test_compile_table_matches_source(sources: dict[str, ReleaseSources], release: str) -> None:
     src, row = sources[release], api.compile_api(release)
     params = src.compile.signature.parameters
@@ -295,6 +318,21 @@ def test_fp16_210_disables_explicit_typing(release: str) -> None:
         "use_explicit_typing": False,
     }
     assert api.translate(release).kwargs == {"enabled_precisions": frozenset({api.TorchDType("float32")})}
+
+
+@pytest.mark.parametrize("release", ["2.10.0", "2.11.0", "2.12.1"])
+def test_strongly_typed_210_uses_autocast(release: str) -> None:
+    """TensorRT-RTX overrides use_explicit_typing=False (the engine stays FP32): autocast instead."""
+    plan = api.translate(release, precision="fp16", strongly_typed=True)
+    assert plan.kwargs == {"enable_autocast": True, "autocast_low_precision_type": api.TorchDType("float16")}
+    assert any("TensorRT-RTX is strongly typed" in n for n in plan.notes)
+    fp32 = api.translate(release, strongly_typed=True)
+    assert fp32.kwargs == {"enabled_precisions": frozenset({api.TorchDType("float32")})}
+
+
+def test_strongly_typed_without_autocast_refuses() -> None:
+    with pytest.raises(OptionError, match="strongly typed"):
+        api.translate("2.9.0", precision="fp16", strongly_typed=True)
 
 
 @pytest.mark.parametrize("release", ["2.3.0", "2.6.1", "2.9.0"])

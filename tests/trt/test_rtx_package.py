@@ -56,12 +56,18 @@ def test_imports_and_detects_the_rtx_flavour(ttrt) -> None:
 )
 def test_translated_call_binds_the_live_signature(ttrt, precision, options) -> None:
     env = compat.detect()
-    plan = tensorrt_api.translate(env.torch_tensorrt.raw, precision=precision, options=options)  # type: ignore[union-attr]
-    bound = _bind(ttrt.dynamo.compile, plan, object(), [torch.randn(1, 3, 8, 8)])
-    params = inspect.signature(ttrt.dynamo.compile).parameters
-    for name in plan.kwargs:
-        assert name in params, f"{name} would fall into **kwargs and be dropped"
-    assert bound.arguments
+    for strongly_typed in (False, True):  # the standard flavour's call, and the one RTX gets
+        plan = tensorrt_api.translate(
+            env.torch_tensorrt.raw,  # type: ignore[union-attr]
+            precision=precision,
+            options=options,
+            strongly_typed=strongly_typed,
+        )
+        bound = _bind(ttrt.dynamo.compile, plan, object(), [torch.randn(1, 3, 8, 8)])
+        params = inspect.signature(ttrt.dynamo.compile).parameters
+        for name in plan.kwargs:
+            assert name in params, f"{name} would fall into **kwargs and be dropped"
+        assert bound.arguments
 
 
 def test_unknown_option_is_refused_before_torch_tensorrt_drops_it(ttrt) -> None:

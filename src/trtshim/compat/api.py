@@ -74,7 +74,7 @@ def compile(
         torch_executed_ops=tuple(torch_executed_ops),
         options=dict(backend_options),
     )
-    report = select(env, REGISTRY, stages=("export", "save", "call"))
+    report = select(env, REGISTRY, stages=("export", "compile", "save", "call"))
     module = CompiledModule(program, backend=name, environment=env, fixes=report)
     module.engine_options = {
         k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
+from trtshim.compat import logs
 from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
@@ -470,20 +471,6 @@ class _WellFormedRecords(logging.Filter):
 SERDE_LOGGER = "torch._export.serde.serialize"
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        cause = record.exc_info[1] if record.exc_info else None
-        try:
-            text = f"{type(cause).__name__}: {cause}" if cause is not None else record.getMessage()
-        except Exception:  # torch 2.10 logs a message whose %-arguments do not match: never fail the load
-            text = str(record.msg)
-        self.messages.append(text)
-
-
 LEGACY_EXAMPLE_INPUTS = "serialized_example_inputs.pt"
 LEGACY_PROGRAM = "serialized_exported_program.json"
 
@@ -534,49 +521,42 @@ def _strip_module_stacks(data: bytes) -> bytes:
 
 def _deserialize(path: str, source: Any = None) -> Any:
     """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
-    records = _Records()
-    loggers = [
-        logging.getLogger(name) for name in ("torch", "torch.export")
-    ]  # torch.export does not propagate
-    for logger in loggers:
-        logger.addHandler(records)
     well_formed = _WellFormedRecords()
     logging.getLogger(SERDE_LOGGER).addFilter(well_formed)
     try:
-        with prog.quiet_inline_object_codegen():  # torch 2.2 programs with engine objects (see program.py)
-            return torch.export.load(path if source is None else source)
-    except Exception as exc:
-        logged = [m for m in records.messages if m.strip()]
-        first = (str(exc).strip().splitlines() or [""])[0]
-        if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
-            first = f"{first} -- logged cause: {logged[-1].strip().splitlines()[0]}"
-        elif isinstance(exc, KeyError) and "'version'" in first:  # torch 2.8 swallows the PT2 reader's error
-            first = f"{first} -- cause: {_pt2_cause(path)}"
-        text = f"{type(exc).__name__}: {first}"
-        if (
-            "PytorchStreamReader" in text
-            or "CRC" in text
-            or isinstance(exc, EOFError)
-            or "zip" in text.lower()
-        ):
-            raise CorruptedArtifactError(f"torch.export.load cannot read {path}: {text}") from exc
-        if "can require gradients" in text:  # torch 2.9 re-wraps saved parameters as nn.Parameter
-            raise IncompatibleArtifactError(
-                f"torch {torch.__version__} cannot load {path}: it holds integer parameters, which this "
-                "torch's loader turns into nn.Parameter (LP-6)",
-                "re-save it with this trtshim (integer parameters are stored as buffers), or load on another torch",
-            ) from exc
-        if "schema version" in text.lower():
-            raise IncompatibleArtifactError(f"torch.export.load refused {path}: {text}") from exc
-        if "operator" in text.lower() or "custom op" in text.lower():
-            raise MissingOpError(f"torch.export.load refused {path}: {text}") from exc
-        raise ArtifactError(
-            f"torch.export.load failed on {path}: {text}", "the chained exception is torch's own error"
-        ) from exc
+        with logs.captured("torch", "torch.export") as records:  # torch.export does not propagate
+            try:
+                with prog.quiet_inline_object_codegen():  # torch 2.2 programs with engine objects
+                    return torch.export.load(path if source is None else source)
+            except Exception as exc:
+                raise _load_error(path, exc, records.last()) from exc
     finally:
-        for logger in loggers:
-            logger.removeHandler(records)
         logging.getLogger(SERDE_LOGGER).removeFilter(well_formed)
+
+
+def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
+    """Our error for a failed ``torch.export.load``, carrying the real cause."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
+        first = f"{first} -- logged cause: {logged}"
+    elif isinstance(exc, KeyError) and "'version'" in first:  # torch 2.8 swallows the PT2 reader's error
+        first = f"{first} -- cause: {_pt2_cause(path)}"
+    text = f"{type(exc).__name__}: {first}"
+    if "PytorchStreamReader" in text or "CRC" in text or isinstance(exc, EOFError) or "zip" in text.lower():
+        return CorruptedArtifactError(f"torch.export.load cannot read {path}: {text}")
+    if "can require gradients" in text:  # torch 2.9 re-wraps saved parameters as nn.Parameter
+        return IncompatibleArtifactError(
+            f"torch {torch.__version__} cannot load {path}: it holds integer parameters, which this "
+            "torch's loader turns into nn.Parameter (LP-6)",
+            "re-save it with this trtshim (integer parameters are stored as buffers), or load on another torch",
+        )
+    if "schema version" in text.lower():
+        return IncompatibleArtifactError(f"torch.export.load refused {path}: {text}")
+    if "operator" in text.lower() or "custom op" in text.lower():
+        return MissingOpError(f"torch.export.load refused {path}: {text}")
+    return ArtifactError(
+        f"torch.export.load failed on {path}: {text}", "the chained exception is torch's own error"
+    )
 
 
 def _recompile(

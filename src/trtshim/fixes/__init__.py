@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from trtshim.fixes import (
     co5_symint_engine_boundary,
+    cp1_compile_mutates_program,
     lp1_engine_with_weights,
     lp2_program_not_callable,
     lp4_load_device,
@@ -35,6 +36,7 @@ REGISTRY: tuple[Fix, ...] = (
     co5_symint_engine_boundary.FIX,
     se9_legacy_example_inputs.FIX,
     se10_module_stack_commas.FIX,
+    cp1_compile_mutates_program.FIX,
 )
 
 

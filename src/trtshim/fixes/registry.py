@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from trtshim.compat.environment import Environment
 
-FAMILIES = ("lifted-params", "custom-ops", "serialization")
-STAGES = ("export", "save", "load", "call")
+FAMILIES = ("lifted-params", "custom-ops", "serialization", "compile")
+STAGES = ("export", "compile", "save", "load", "call")
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 from typing import Any
 
 import torch
 from torch.export import ExportedProgram
 
+from trtshim.compat import logs
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import tensorrt_api
 from trtshim.compat.environment import Environment
 from trtshim.errors import BackendUnavailableError, CompileError
+from trtshim.fixes import cp1_compile_mutates_program as cp1
 
 
 def compile_program(
@@ -79,37 +82,62 @@ def compile_exported(
     torch_executed_ops: tuple[str, ...] | list[str] = (),
     options: dict[str, Any] | None = None,
     args: tuple[Any, ...] | None = None,
+    disable: tuple[str, ...] = (),
 ) -> ExportedProgram:
-    """``torch_tensorrt.dynamo.compile`` on an exported program, then back to an ExportedProgram."""
+    """``torch_tensorrt.dynamo.compile`` on an exported program, then back to an ExportedProgram.
+
+    ``program`` is left as it was (CP-1). ``disable=("CP-1",)`` is for the test that reproduces the
+    upstream defect, never for use.
+    """
     if env.torch_tensorrt is None:
         raise BackendUnavailableError("torch_tensorrt is not installed")
     release = env.torch_tensorrt.raw
     trt_options = dict(options or {})
     if torch_executed_ops:
         trt_options["torch_executed_ops"] = tuple(torch_executed_ops)
-    plan = tensorrt_api.translate(release, precision=precision, options=trt_options)
+    plan = tensorrt_api.translate(
+        release,
+        precision=precision,
+        options=trt_options,
+        strongly_typed=env.torch_tensorrt_flavour == "torch-tensorrt-rtx",
+    )
     args = args if args is not None else example_args(program)
+    if "CP-1" not in disable and cp1.FIX.matches(env)[0]:
+        program = cp1.graph_copy(program)  # dynamo.compile's lowering edits the graph it is given
     torch_tensorrt = importlib.import_module("torch_tensorrt")
     call_kwargs = plan.resolved_kwargs()
     inputs = list(args)
     debug: Any = contextlib.nullcontext()
     if plan.debugger:  # torch_tensorrt >= 2.8: debug output through a context manager
         debug = torch_tensorrt.dynamo.Debugger(log_level="debug")
-    try:
-        with debug:
-            if plan.inputs_keyword is None:
-                compiled = torch_tensorrt.dynamo.compile(program, inputs, **call_kwargs)
-            else:
-                compiled = torch_tensorrt.dynamo.compile(
-                    program, **{plan.inputs_keyword: inputs}, **call_kwargs
-                )
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise CompileError(
-            f"torch_tensorrt {release} dynamo.compile failed: {type(exc).__name__}: {first}"
-        ) from exc
+    # TensorRT's own messages go to a logger outside the "torch_tensorrt" tree
+    trt_loggers = ("torch_tensorrt", "torch_tensorrt [TensorRT Conversion Context]")
+    with logs.captured(*trt_loggers, level=logging.ERROR) as records:
+        try:
+            with debug:
+                if plan.inputs_keyword is None:
+                    compiled = torch_tensorrt.dynamo.compile(program, inputs, **call_kwargs)
+                else:
+                    compiled = torch_tensorrt.dynamo.compile(
+                        program, **{plan.inputs_keyword: inputs}, **call_kwargs
+                    )
+        except Exception as exc:
+            raise CompileError(
+                f"torch_tensorrt {release} dynamo.compile failed: {_cause(exc, records)}"
+            ) from exc
     if isinstance(compiled, ExportedProgram):  # torch_tensorrt 2.2 with output_format="exported_program"
         return compiled
     from trtshim.compat.hybrid import export_hybrid
 
     return export_hybrid(compiled, args)
+
+
+def _cause(exc: Exception, records: logs.Records) -> str:
+    """The exception's first line; when that says nothing (a bare assert), what torch_tensorrt logged."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {first}".rstrip(": ")
+    logged = [m.strip().splitlines()[0] for m in records.messages if m.strip()]
+    specific = [m for m in logged if "Error Code" in m] or logged
+    if specific and (not first or first.endswith(":") or "While interpreting" in first):
+        text = f"{text} -- logged cause: {specific[0]}"
+    return text

@@ -88,6 +88,9 @@ class CompileAPI:
     #: ``use_explicit_typing=False`` (2.10–2.12). ``autocast``: ``enabled_precisions`` is gone (TRT 11 is
     #: strongly typed); ``enable_autocast=True`` + ``autocast_low_precision_type`` lowers every op (2.13+).
     precision: PrecisionMechanism
+    #: ``enable_autocast`` / ``autocast_low_precision_type`` exist (2.10+): the mechanism a strongly
+    #: typed TensorRT (TensorRT-RTX) needs, since it overrides ``use_explicit_typing=False``
+    autocast: bool
     bf16: bool  #: ``BuilderFlag.BF16`` is set for bf16 (2.3+; 2.2 raises on it)
     refit_param: str  #: ``refit`` (2.2–2.4), ``make_refittable`` (2.5), ``immutable_weights`` (2.6+)
     refit_inverted: bool  #: ``immutable_weights`` is ``not refit``
@@ -104,6 +107,7 @@ class CompileAPI:
 
 _C22 = CompileAPI(
     precision="enabled_precisions",
+    autocast=False,
     bf16=False,
     refit_param="refit",
     refit_inverted=False,
@@ -125,7 +129,8 @@ _C25 = replace(_C23, refit_param="make_refittable", inputs_alias="arg_inputs")  
 # 2.6: immutable_weights (default True); `refit`/`make_refittable` now raise unless immutable_weights=False.
 _C26 = replace(_C25, refit_param="immutable_weights", refit_inverted=True)
 _C28 = replace(_C26, debug_param=False)  # `debug` left the signature; **kwargs debug=True only warns
-_C210 = replace(_C28, precision="enabled_precisions+weak_typing")  # USE_EXPLICIT_TYPING default -> True
+# USE_EXPLICIT_TYPING default -> True; rule-based autocast added
+_C210 = replace(_C28, precision="enabled_precisions+weak_typing", autocast=True)
 _C213 = replace(_C210, precision="autocast", python_runtime_effective=False)  # runtimes merged
 
 #: ``dynamo.compile`` by release line ("2.6") or exact release ("2.6.1", overrides the line; none needed).
@@ -310,12 +315,28 @@ def _cannot(release: str, what: str, hint: str) -> OptionError:
     return OptionError(f"torch_tensorrt {release} cannot honour {what}", hint)
 
 
-def translate(release: str, *, precision: str = "fp32", options: Mapping[str, Any] | None = None) -> CallPlan:
+def translate(
+    release: str,
+    *,
+    precision: str = "fp32",
+    options: Mapping[str, Any] | None = None,
+    strongly_typed: bool = False,
+) -> CallPlan:
     """The ``dynamo.compile`` call that means ``precision`` and ``options`` on ``release``.
 
+    ``strongly_typed``: the TensorRT underneath builds strongly typed networks only (TensorRT-RTX),
+    so reduced precision has to be in the graph (autocast), not a builder flag.
     Raises ``OptionError`` for an unknown option or precision, and for one this release cannot honour.
     """
     api = compile_api(release)
+    if strongly_typed and api.precision != "autocast" and precision != "fp32":
+        if not api.autocast:
+            raise _cannot(
+                release,
+                f"precision={precision!r} on a strongly typed TensorRT",
+                "this release has no autocast; cast the model to the dtype before compiling",
+            )
+        api = replace(api, precision="autocast")
     opts = _checked(options or {})
     plan = CallPlan(inputs_keyword=api.inputs_keyword, kwargs={})
     kw, notes = plan.kwargs, plan.notes
@@ -334,9 +355,15 @@ def translate(release: str, *, precision: str = "fp32", options: Mapping[str, An
         else:
             kw["enable_autocast"] = True
             kw["autocast_low_precision_type"] = dtype
+            why = (
+                "TensorRT-RTX is strongly typed: it overrides use_explicit_typing=False and the "
+                "engine stays FP32"
+                if strongly_typed and compile_api(release).precision != "autocast"
+                else "enabled_precisions is gone (TRT 11 strong typing)"
+            )
             notes.append(
-                f"{precision}: enabled_precisions is gone (TRT 11 strong typing); rule-based autocast "
-                "lowers every op when no calibration data is given; outputs come back in the low dtype"
+                f"{precision}: {why}; rule-based autocast lowers every op when no calibration data "
+                "is given; outputs come back in the low dtype"
             )
     else:
         kw["enabled_precisions"] = frozenset({dtype})
