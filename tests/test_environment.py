@@ -136,6 +136,13 @@ def test_auto_explains_why_tensorrt_cannot_run(flavour, cc, ok, why) -> None:
     from trtshim.compat.runtime import RuntimeFacts
 
     facts = RuntimeFacts("2.14.1+cu130", "13.0", True, "NVIDIA H200", cc, True, None, flavour)
-    assert facts.tensorrt_can_run == (ok, why)
+    assert facts.tensorrt_can_run[0] == ok and facts.tensorrt_can_run[1].startswith(why)
     cpu = RuntimeFacts("2.14.1+cu130", "13.0", False, None, None, True, None, flavour)
     assert cpu.tensorrt_can_run == (False, "no CUDA device is available")
+    if not ok:  # the device rules it out even when the import fails: that is the reason to give first
+        broken = RuntimeFacts(
+            "2.11.0+cu130", "13.0", True, "NVIDIA H200", cc, False, "ImportError: x", flavour
+        )
+        reason = broken.tensorrt_can_run[1]
+        assert reason.startswith(why) and "NVIDIA H200" in reason and "install torch-tensorrt" in reason
+        assert reason.endswith("does not import either: ImportError: x")

@@ -20,23 +20,31 @@ class RuntimeFacts:
     compute_capability: tuple[int, int] | None
     torch_tensorrt_imports: bool | None  # None: not checked (not installed)
     torch_tensorrt_error: str | None
-    tensorrt_flavour: str | None  # "tensorrt" or "tensorrt_rtx", from torch_tensorrt's proxy
+    # "tensorrt" or "tensorrt_rtx": torch_tensorrt's proxy when it imports, else the installed distribution
+    tensorrt_flavour: str | None
 
     @property
     def tensorrt_can_run(self) -> tuple[bool, str]:
-        """Whether TensorRT engines can run here, and why not."""
+        """Whether TensorRT engines can run here, and why not (the most definite reason first)."""
         if self.torch_tensorrt_imports is None:
             return False, "torch_tensorrt is not installed"
+        cc = self.compute_capability
+        rtx = self.tensorrt_flavour == "tensorrt_rtx"
+        if rtx and cc is not None and cc not in RTX_COMPUTE_CAPABILITIES and cc <= (12, 1):
+            supported = ", ".join(f"{a}.{b}" for a, b in RTX_COMPUTE_CAPABILITIES)
+            why = (
+                f"TensorRT-RTX cannot run engines on compute capability {cc[0]}.{cc[1]} "
+                f"({self.device_name}; it runs {supported}): install torch-tensorrt (TensorRT) for this GPU"
+            )
+            if not self.torch_tensorrt_imports:
+                why += f"; torch_tensorrt does not import either: {self.torch_tensorrt_error}"
+            return False, why
         if not self.torch_tensorrt_imports:
             return False, f"torch_tensorrt does not import: {self.torch_tensorrt_error}"
         if not self.cuda_build:
             return False, "torch is a CPU build (torch.version.cuda is None)"
         if not self.cuda_available:
             return False, "no CUDA device is available"
-        cc = self.compute_capability
-        rtx = self.tensorrt_flavour == "tensorrt_rtx"
-        if rtx and cc is not None and cc not in RTX_COMPUTE_CAPABILITIES and cc <= (12, 1):
-            return False, f"TensorRT-RTX cannot run engines on compute capability {cc[0]}.{cc[1]}"
         return True, "TensorRT engines can run"
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,8 +83,11 @@ def _probe() -> RuntimeFacts:
     cc = tuple(torch.cuda.get_device_capability(0)) if cuda_available else None
     imports: bool | None = None
     error: str | None = None
-    flavour: str | None = None
-    if detect().torch_tensorrt is not None:
+    env = detect()
+    flavour = {"torch-tensorrt": "tensorrt", "torch-tensorrt-rtx": "tensorrt_rtx"}.get(
+        env.torch_tensorrt_flavour or ""
+    )
+    if env.torch_tensorrt is not None:
         try:
             ttrt = importlib.import_module("torch_tensorrt")
             imports = True
