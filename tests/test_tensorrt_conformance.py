@@ -470,3 +470,39 @@ def test_checker_offline_on_a_synthetic_signature() -> None:
         kwonly is not None
         and "does not bind" in check_compile_call(kwonly, None, {}, inputs_param="inputs")[0]
     )
+
+
+# --- CO-4 against each release's own plugin converter ----------------------------------------------
+
+PLUGIN_RELEASES = [r for r in RELEASES if tuple(int(p) for p in r.split(".")[:2]) >= (2, 6)]
+
+
+def _plugin_receives(source: str, node: Any) -> dict[str, Any]:
+    """What the release's converter hands the plugin for ``node`` (TensorRT replaced, its logic not)."""
+    from ttrt_sources import _Attrs, plugin_converter
+
+    converter, calls = plugin_converter(source, node.target._schema, "trtshim_co4", node.target._opname)
+    ctx = _Attrs(net=_Attrs(add_plugin=lambda *a, **k: _Attrs(num_outputs=1, name="")))
+    converter(ctx, node.target, node.args, node.kwargs, node.name)
+    return {k: float(v) for k, v in calls[-1]["attrs"].items()}
+
+
+@network
+@pytest.mark.parametrize("release", PLUGIN_RELEASES)
+def test_co4_against_the_release_plugin_converter(sources: dict[str, ReleaseSources], release: str) -> None:
+    """Fix off: calls as torch.export leaves them lose a scalar on every release. Fix on: each call either
+    reaches the plugin intact, or CO-4 keeps its op in PyTorch, and then the converter really would lose it."""
+    from co4_ops import EXPECTED, exported_calls, op_calls
+    from trtshim.fixes.co4_plugin_scalars import rewrite_call
+
+    source = sources[release].files["plugin_converter"]
+    program, _ = exported_calls()
+    lost = [_plugin_receives(source, n) != want for n, want in zip(op_calls(program), EXPECTED)]
+    assert any(lost), f"{release}: no call lost a scalar; CO-4's range is wrong"
+    for node, want in zip(op_calls(program), EXPECTED):
+        before = _plugin_receives(source, node)
+        reason = rewrite_call(node, release)
+        if reason is not None:
+            assert before != want, f"{release}: CO-4 keeps {node.name} in torch ({reason}) needlessly"
+        else:
+            assert _plugin_receives(source, node) == want

@@ -49,6 +49,7 @@ _FILES = {
     "interpreter": "torch_tensorrt/dynamo/conversion/_TRTInterpreter.py",
     "dynamo_init": "torch_tensorrt/dynamo/__init__.py",
     "debugger": "torch_tensorrt/dynamo/debug/_Debugger.py",
+    "plugin_converter": "torch_tensorrt/dynamo/conversion/plugins/_generate_plugin_converter.py",
 }
 INPUT_NAMES = frozenset({"inputs", "arg_inputs"})
 
@@ -349,3 +350,67 @@ def check_save_call(func: Function, kwargs: Mapping[str, Any], *, inputs_param: 
     if "output_format" in kwargs and formats is not None and kwargs["output_format"] not in formats:
         problems.append(f"output_format={kwargs['output_format']!r} is not in {sorted(formats)}")
     return problems
+
+
+class _Attrs:
+    """Stands for TensorRT objects the converter only passes along (a layer, an ITensor, ``trtp.op``)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def __getattr__(self, name: str) -> Any:
+        return _Attrs()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:  # e.g. _LOGGER.debug(...)
+        return None
+
+    def get_output(self, index: int) -> str:
+        return f"output{index}"
+
+
+def plugin_converter(source: str, schema: Any, namespace: str, op_name: str) -> tuple[Any, list[dict]]:
+    """A release's real ``custom_kernel_converter`` (from its source) for the op with ``schema``.
+
+    Only TensorRT is replaced: the plugin records the attributes it is called with (returned list),
+    tensors and layers are placeholders. The argument handling that CO-4 is about runs as released.
+    """
+    import numpy as np
+    import torch
+
+    module = ast.parse(source)
+    outer = next(
+        n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "_generate_plugin_converter"
+    )
+    inner = next(
+        n for n in ast.walk(outer) if isinstance(n, ast.FunctionDef) and n.name == "custom_kernel_converter"
+    )
+    helpers = [
+        n
+        for n in module.body
+        if isinstance(n, ast.FunctionDef) and not n.name.endswith("generate_plugin_converter")
+    ]
+    for fn in [inner, *helpers]:  # annotations name TensorRT types: drop them
+        fn.returns = None
+        for a in fn.args.args + fn.args.kwonlyargs:
+            a.annotation = None
+    calls: list[dict] = []
+    tensor_names = [a.name for a in schema.arguments if "Tensor" in str(a.type)]
+    attrs = {a.name: float for a in schema.arguments if "Tensor" not in str(a.type)}
+
+    def plugin(*tensors: Any, **kwargs: Any) -> str:
+        missing = [name for name in attrs if name not in kwargs]
+        calls.append({"attrs": dict(kwargs), "missing": missing})
+        return "plugin"
+
+    plugin.input_tensor_names = tensor_names  # type: ignore[attr-defined]
+    plugin.input_attrs = attrs  # type: ignore[attr-defined]
+    trtp = _Attrs(op=_Attrs(**{namespace: _Attrs(**{op_name: plugin})}))
+    namespace_vars = {
+        "np": np, "torch": torch, "uuid": __import__("uuid"), "typing": __import__("typing"),
+        "Any": Any, "trtp": trtp, "trt": _Attrs(), "namespace": namespace, "op_name": op_name,
+        "torch_schema": schema, "use_aot_plugin": False, "_LOGGER": _Attrs(),
+        "get_trt_tensor": lambda ctx, t, name: name,
+    }  # fmt: skip
+    code = ast.Module(body=[*helpers, inner], type_ignores=[])
+    exec(compile(ast.fix_missing_locations(code), "<plugin converter>", "exec"), namespace_vars)
+    return namespace_vars["custom_kernel_converter"], calls

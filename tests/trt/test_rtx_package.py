@@ -145,3 +145,17 @@ def test_programs_without_engines_interoperate_with_torch_tensorrt(ttrt, tmp_pat
         loaded = compat.load(theirs)  # and trtshim reads what torch_tensorrt writes
     with torch.inference_mode():
         assert torch.allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_co4_reads_the_live_converter_registry(ttrt) -> None:
+    """CO-4 rewrites only calls torch_tensorrt converts with a generated plugin converter."""
+    import co4_ops  # noqa: F401  (registers trtshim_co4::scale)
+    from trtshim.fixes.co4_plugin_scalars import plugin_converted
+
+    assert not plugin_converted(torch.ops.aten.relu.default)  # a hand-written converter
+    assert not plugin_converted(torch.ops.trtshim_co4.scale.default)  # no plugin generated for it
+    if ttrt.ENABLED_FEATURES.qdp_plugin:  # TensorRT's QDP plugins: generate one and see it recognised
+        from torch_tensorrt.dynamo.conversion import plugins
+
+        plugins.custom_op("trtshim_co4::scale", supports_dynamic_shapes=True)
+        assert plugin_converted(torch.ops.trtshim_co4.scale.default)

@@ -7,6 +7,7 @@ environment needs and why. Importing this package imports no torch.
 from __future__ import annotations
 
 from trtshim.fixes import (
+    co4_plugin_scalars,
     co5_symint_engine_boundary,
     cp1_compile_mutates_program,
     lp1_engine_with_weights,
@@ -33,6 +34,7 @@ REGISTRY: tuple[Fix, ...] = (
     lp8_lookup_by_signature.FIX,
     se3_range_constraints.FIX,
     se6_engine_abi.FIX,
+    co4_plugin_scalars.FIX,
     co5_symint_engine_boundary.FIX,
     se9_legacy_example_inputs.FIX,
     se10_module_stack_commas.FIX,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import warnings
 from typing import Any
 
 import torch
@@ -19,7 +20,8 @@ from trtshim.compat import logs
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import tensorrt_api
 from trtshim.compat.environment import Environment
-from trtshim.errors import BackendUnavailableError, CompileError
+from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError
+from trtshim.fixes import co4_plugin_scalars as co4
 from trtshim.fixes import cp1_compile_mutates_program as cp1
 
 
@@ -88,8 +90,9 @@ def compile_exported(
 ) -> ExportedProgram:
     """``torch_tensorrt.dynamo.compile`` on an exported program, then back to an ExportedProgram.
 
-    ``program`` is left as it was (CP-1). ``disable=("CP-1",)`` is for the test that reproduces the
-    upstream defect, never for use.
+    ``program`` is left as it was (CP-1); plugin-converted custom ops get their scalars positionally
+    or stay in PyTorch (CO-4). ``disable`` (``"CP-1"``, ``"CO-4"``) is for the tests that reproduce
+    the upstream defects, never for use.
     """
     if env.torch_tensorrt is None:
         raise BackendUnavailableError("torch_tensorrt is not installed")
@@ -104,9 +107,28 @@ def compile_exported(
         strongly_typed=env.torch_tensorrt_flavour == "torch-tensorrt-rtx",
     )
     args = args if args is not None else example_args(program)
-    if "CP-1" not in disable and cp1.FIX.matches(env)[0]:
+    copy_first = "CP-1" not in disable and cp1.FIX.matches(env)[0]
+    rewrite_plugins = "CO-4" not in disable and co4.FIX.matches(env)[0]
+    if copy_first or rewrite_plugins:
         program = cp1.graph_copy(program)  # dynamo.compile's lowering edits the graph it is given
     torch_tensorrt = importlib.import_module("torch_tensorrt")
+    if rewrite_plugins:
+        keep = co4.rewrite(program.graph_module.graph, release, co4.plugin_converted)
+        program.graph_module.recompile()
+        for op, why in keep.items():
+            warnings.warn(
+                f"{op} runs in PyTorch, not as a TensorRT plugin: on torch_tensorrt {release} {why} (CO-4)",
+                BackendFallbackWarning,
+                stacklevel=3,
+            )
+        if keep:
+            trt_options["torch_executed_ops"] = (*trt_options.get("torch_executed_ops", ()), *keep)
+            plan = tensorrt_api.translate(
+                release,
+                precision=precision,
+                options=trt_options,
+                strongly_typed=env.torch_tensorrt_flavour == "torch-tensorrt-rtx",
+            )
     call_kwargs = plan.resolved_kwargs()
     inputs = list(args)
     debug: Any = contextlib.nullcontext()
