@@ -229,6 +229,31 @@ def test_se9_torch_2_3_archives_load_on_torch_2_4() -> None:
             assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
 
 
+def test_se7_none_user_inputs_from_torch_2_3_load_on_torch_2_4() -> None:
+    from trtshim.compat.artifact import _repaired_legacy_archive
+
+    golden = Path(__file__).parent / "data" / "golden" / "2.3" / "none_input.pt2"
+    se7 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-7")
+    io_ = torch.load(golden.with_name("none_input.io.pt"), weights_only=True)
+    assert io_["inputs"][1] is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if se7.applied:  # torch 2.4: the upstream failure with the fix off (SE-9's repair alone)
+            broken = torch.export.load(_repaired_legacy_archive(str(golden), ("SE-9",)))
+            assert [n.name for n in broken.graph.nodes if n.op == "placeholder"][3] == "_unnamed"
+            with pytest.raises(SyntaxError) as info:  # upstream: forward(self, arg1163_1, , arg1166_1, ...)
+                broken.module()
+            assert ", ," in (info.value.text or "")
+            with pytest.raises(TypeError, match="takes 1 positional argument"):  # the program itself
+                broken.graph_module(*io_["inputs"])
+        else:
+            assert "outside" in se7.reason
+        if compat.detect().torch.line in ("2.3", "2.4"):  # type: ignore[union-attr]  # same schema major (5)
+            loaded = compat.load(golden)
+            assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
+            assert ("SE-7" in loaded.fixes_applied) == se7.applied
+
+
 def test_se10_module_paths_with_commas_load_on_torch_2_2_and_2_3() -> None:
     line = compat.detect().torch.line  # type: ignore[union-attr]
     golden = Path(__file__).parent / "data" / "golden" / ("2.2" if line == "2.2" else "2.3") / "plain_cnn.pt2"

@@ -479,9 +479,10 @@ def _repaired_legacy_archive(path: str, fix_ids: tuple[str, ...]) -> str | io.By
     """A torch <= 2.7 legacy archive repaired in memory for the loader of this torch, or ``path`` itself.
 
     SE-9: add the example-inputs member torch 2.4 asserts on. SE-10: drop ``nn_module_stack`` node
-    metadata, which torch 2.3 cannot parse back when a module path contains a comma.
+    metadata, which torch 2.3 cannot parse back when a module path contains a comma. SE-7: name the
+    ``None`` user inputs torch <= 2.3 left unnamed.
     """
-    wanted = [f for f in fix_ids if f in ("SE-9", "SE-10")]
+    wanted = [f for f in fix_ids if f in ("SE-7", "SE-9", "SE-10")]
     if not wanted:
         return path
     with zipfile.ZipFile(path) as src:
@@ -492,8 +493,8 @@ def _repaired_legacy_archive(path: str, fix_ids: tuple[str, ...]) -> str | io.By
         with zipfile.ZipFile(buf, "w") as dst:
             for item in src.infolist():
                 data = src.read(item)
-                if item.filename == LEGACY_PROGRAM and "SE-10" in wanted:
-                    data = _strip_module_stacks(data)
+                if item.filename == LEGACY_PROGRAM and ("SE-10" in wanted or "SE-7" in wanted):
+                    data = _repair_program_json(data, wanted)
                 dst.writestr(item, data)
             if "SE-9" in wanted and LEGACY_EXAMPLE_INPUTS not in names:
                 dst.writestr(LEGACY_EXAMPLE_INPUTS, b"")
@@ -501,8 +502,18 @@ def _repaired_legacy_archive(path: str, fix_ids: tuple[str, ...]) -> str | io.By
     return buf
 
 
-def _strip_module_stacks(data: bytes) -> bytes:
+def _repair_program_json(data: bytes, fix_ids: list[str]) -> bytes:
+    from trtshim.fixes.se7_unnamed_none_inputs import name_none_inputs
+
     program = json.loads(data)
+    if "SE-7" in fix_ids:
+        name_none_inputs(program)
+    if "SE-10" in fix_ids:
+        _strip_module_stacks(program)
+    return json.dumps(program).encode()
+
+
+def _strip_module_stacks(program: Any) -> None:
 
     def visit(obj: Any) -> None:
         if isinstance(obj, dict):
@@ -516,7 +527,6 @@ def _strip_module_stacks(data: bytes) -> bytes:
                 visit(value)
 
     visit(program)
-    return json.dumps(program).encode()
 
 
 def _deserialize(path: str, source: Any = None) -> Any:

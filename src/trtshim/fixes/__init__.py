@@ -19,6 +19,7 @@ from trtshim.fixes import (
     lp8_lookup_by_signature,
     se3_range_constraints,
     se6_engine_abi,
+    se7_unnamed_none_inputs,
     se9_legacy_example_inputs,
     se10_module_stack_commas,
 )
@@ -34,6 +35,7 @@ REGISTRY: tuple[Fix, ...] = (
     lp8_lookup_by_signature.FIX,
     se3_range_constraints.FIX,
     se6_engine_abi.FIX,
+    se7_unnamed_none_inputs.FIX,
     co4_plugin_scalars.FIX,
     co5_symint_engine_boundary.FIX,
     se9_legacy_example_inputs.FIX,
