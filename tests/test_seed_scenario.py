@@ -140,3 +140,41 @@ def compat_errors():
     from trtshim import errors
 
     return errors
+
+
+def test_co2_saving_never_retraces_the_engine(tmp_path: Path) -> None:
+    """torch_tensorrt.save(retrace=True) re-exports the compiled graph; an engine class without a fake
+    class cannot be traced (CO-2's generic form). trtshim's save builds the program without tracing."""
+    model, engine = make_seed_model()
+    x = torch.randn(1, 3, 8, 8)
+    hybrid = make_hybrid(model, engine, (x,))
+    line = compat.detect().torch.line  # type: ignore[union-attr]
+    if line in ("2.3", "2.4"):  # these trace an opaque object as it is
+        torch.export.export(hybrid, (x,), strict=False)
+    elif line == "2.2":
+        from torch._export.verifier import SpecViolationError
+
+        with pytest.raises(SpecViolationError, match="Invalid get_attr type"):
+            torch.export.export(hybrid, (x,), strict=False)
+    else:
+        with pytest.raises(AttributeError, match="__obj_flatten__"):
+            torch.export.export(hybrid, (x,), strict=False)
+    path = compat.save(hybrid, tmp_path / "seed.pt2", example_inputs=(x,))
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), model(x))
+
+
+def test_se1_python_runtime_engines_are_refused_with_the_way_out(tmp_path: Path) -> None:
+    from trtshim.compat.hybrid import HybridExportError
+
+    class PythonTorchTensorRTModule(torch.nn.Module):  # stand-in: the attribute layout that matters
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    model, engine = make_seed_model()
+    x = torch.randn(1, 3, 8, 8)
+    hybrid = make_hybrid(model, engine, (x,))
+    hybrid._run_on_acc_1 = PythonTorchTensorRTModule()
+    with pytest.raises(HybridExportError, match="Python runtime") as info:
+        compat.save(hybrid, tmp_path / "py.pt2", example_inputs=(x,))
+    assert "use_python_runtime=False" in info.value.hint and not (tmp_path / "py.pt2").exists()

@@ -228,6 +228,12 @@ class _Builder:
             return tuple(items) if isinstance(val, (tuple, list)) else items[0]
         if isinstance(sub, fx.GraphModule):
             return self.copy(sub, args, fqn)
+        if type(sub).__name__ == "PythonTorchTensorRTModule":  # SE-1: its engine is no TorchBind object
+            raise HybridExportError(
+                f"submodule {fqn!r} runs its engine in torch_tensorrt's Python runtime, which holds no "
+                "serializable engine object (pytorch/TensorRT#2652)",
+                "compile with use_python_runtime=False (the C++ runtime's engines serialize)",
+            )
         raise HybridExportError(
             f"submodule {fqn!r} is a {type(sub).__name__}: neither a graph nor an engine",
             "trace it to an fx.GraphModule, or give it a trtshim_engine_call() method",

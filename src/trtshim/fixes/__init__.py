@@ -7,6 +7,7 @@ environment needs and why. Importing this package imports no torch.
 from __future__ import annotations
 
 from trtshim.fixes import (
+    co2_retrace_engine,
     co4_plugin_scalars,
     co5_symint_engine_boundary,
     cp1_compile_mutates_program,
@@ -36,6 +37,7 @@ REGISTRY: tuple[Fix, ...] = (
     se3_range_constraints.FIX,
     se6_engine_abi.FIX,
     se7_unnamed_none_inputs.FIX,
+    co2_retrace_engine.FIX,
     co4_plugin_scalars.FIX,
     co5_symint_engine_boundary.FIX,
     se9_legacy_example_inputs.FIX,
