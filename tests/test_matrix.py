@@ -247,6 +247,10 @@ def test_check_other_conflicts(m: Matrix) -> None:
     }
     assert "numpy" in {c.code for c in P.check({"torch": "2.2.2", "numpy": "2.1.0"}, matrix=m)}
     assert "avoid" in {c.code for c in P.check({"torch": "2.6.0", "torch-tensorrt": "2.6.0"}, matrix=m)}
+    # a release to be replaced gets that advice alone, not how to complete it (the H200 doctor run
+    # showed "pin torch-tensorrt-rtx==2.12.1" next to "install tensorrt-rtx==1.4.0.76" for 2.11.0)
+    rtx = P.check({"torch": "2.11.0", "torch-tensorrt-rtx": "2.11.0"}, matrix=m)
+    assert [c.code for c in rtx] == ["avoid"] and "2.12.1" in rtx[0].fix
     assert P.check({"torch": "2.13.0+cpu"}, matrix=m) == []
 
 

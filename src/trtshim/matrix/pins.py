@@ -459,6 +459,8 @@ def _check_release(
     for rule in m.rules_for(flavour, version):
         if rule.kind == "avoid" and rule.action.get("package") == flavour:
             out.append(Conflict("avoid", rule.reason, f"pin {flavour}=={rule.action['use']}", (flavour,)))
+    if out:  # this release is to be replaced: advice on completing it would contradict that
+        return out
     out += _check_torch(m, release, specs.get("torch"), pinned.get("torch"), complete)
     for pin in tensorrt_pins(m, release):
         have = pinned.get(pin.name)
