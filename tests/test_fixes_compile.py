@@ -6,6 +6,7 @@ tests/trt/test_rtx_build.py reproduces it with the fix off and passes with it on
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from trtshim import compat
@@ -38,6 +39,10 @@ def test_graph_copy_shares_engine_objects() -> None:
     x = torch.randn(1, 3, 8, 8)
     path_free = compat.compile(model, (x,), backend="export").program  # a program without engines
     assert graph_copy(path_free).state_dict.keys() == path_free.state_dict.keys()
+    if compat.detect().torch.line == "2.2":  # type: ignore[union-attr]
+        pytest.skip(
+            "torch 2.2 keeps engine objects inline; CP-1 applies with torch_tensorrt >= 2.8 (torch >= 2.8)"
+        )
     from trtshim.compat.hybrid import export_hybrid
 
     program = export_hybrid(make_hybrid(model, engine, (x,)), (x,))

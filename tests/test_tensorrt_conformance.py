@@ -481,7 +481,8 @@ def _plugin_receives(source: str, node: Any) -> dict[str, Any]:
     """What the release's converter hands the plugin for ``node`` (TensorRT replaced, its logic not)."""
     from ttrt_sources import _Attrs, plugin_converter
 
-    converter, calls = plugin_converter(source, node.target._schema, "trtshim_co4", node.target._opname)
+    namespace, name = node.target._schema.name.split("::")
+    converter, calls = plugin_converter(source, node.target._schema, namespace, name)
     ctx = _Attrs(net=_Attrs(add_plugin=lambda *a, **k: _Attrs(num_outputs=1, name="")))
     converter(ctx, node.target, node.args, node.kwargs, node.name)
     return {k: float(v) for k, v in calls[-1]["attrs"].items()}

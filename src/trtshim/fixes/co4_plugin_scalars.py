@@ -77,9 +77,8 @@ def rewrite(graph: Any, release: str, plugin_converted: Callable[[Any], bool]) -
             continue
         reason = rewrite_call(node, release)
         if reason is not None:
-            keep.setdefault(
-                f"torch.ops.{node.target.namespace}.{node.target._opname}.{node.target._overloadname}", reason
-            )
+            namespace, name = node.target._schema.name.split("::")  # OpOverload._opname: torch 2.4+
+            keep.setdefault(f"torch.ops.{namespace}.{name}.{node.target._overloadname}", reason)
     return keep
 
 
