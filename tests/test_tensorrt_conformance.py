@@ -104,15 +104,7 @@ def test_compile_call_binds(
             api.translate(release, precision=precision, options=options)
         return
     plan = api.translate(release, precision=precision, options=options)
-    row = api.compile_api(release)
-    problems = check_compile_call(
-        src.compile,
-        plan.inputs_keyword,
-        plan.kwargs,
-        inputs_param=row.inputs_param,
-        settings_fields=src.settings_fields,
-    )
-    assert problems == []
+    assert _binding_problems(src, release, plan) == []
     assert set(plan.kwargs) <= src.settings_fields | {"enabled_precisions"}  # 2.2 maps it to `precision`
 
 
@@ -129,14 +121,19 @@ def test_strongly_typed_call_binds(sources: dict[str, ReleaseSources], release: 
         return
     plan = api.translate(release, precision=precision, strongly_typed=True)
     assert plan.kwargs["enable_autocast"] is True and "enabled_precisions" not in plan.kwargs
-    problems = check_compile_call(
+    assert _binding_problems(src, release, plan) == []
+
+
+def _binding_problems(src: ReleaseSources, release: str, plan: api.CallPlan) -> list[str]:
+    """What would not bind if ``plan`` were called on ``release``'s ``dynamo.compile``."""
+    row = api.compile_api(release)
+    return check_compile_call(
         src.compile,
         plan.inputs_keyword,
         plan.kwargs,
         inputs_param=row.inputs_param,
         settings_fields=src.settings_fields,
     )
-    assert problems == []
 
 
 @network
