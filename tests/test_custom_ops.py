@@ -43,6 +43,34 @@ def test_facade_op_passes_opcheck() -> None:
     opcheck(torch.ops.trtshim_demo.scaled_tanh.default, (torch.randn(3, 4), 2.0))
 
 
+def test_co1_one_definition_where_the_torch_api_drifts() -> None:
+    """Upstream: torch <= 2.3 has no torch.library.register_fake / custom_op (AttributeError), and an op
+    defined with Library.define + impl but no fake kernel cannot be exported on any torch."""
+    from trtshim.compat import register_fake
+
+    if TORCH_LINE in ("2.2", "2.3"):
+        with pytest.raises(AttributeError, match="has no attribute 'register_fake'"):
+            torch.library.register_fake  # noqa: B018
+        with pytest.raises(AttributeError, match="has no attribute 'custom_op'"):
+            torch.library.custom_op  # noqa: B018
+    lib = torch.library.Library("trtshim_co1", "FRAGMENT")
+    lib.define("double(Tensor x) -> Tensor")
+    lib.impl("double", lambda x: x * 2, "CPU")  # a device kernel, as real ops have
+
+    class Model(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ops.trtshim_co1.double(x) + 1
+
+    x = torch.randn(2, 3)
+    with pytest.raises(Exception) as info:  # its type moved between torch releases
+        torch.export.export(Model(), (x,))
+    cause = f"{type(info.value).__name__}: {info.value}"
+    assert any(k in cause.lower() for k in ("unsupported operator", "unsupportedoperator", "fake")), cause
+    register_fake("trtshim_co1::double", lambda x: torch.empty_like(x))  # the facade, on every torch
+    program = torch.export.export(Model(), (x,))
+    assert torch.equal(program.module()(x), x * 2 + 1)
+
+
 def test_fresh_process_without_permission_names_op_and_module(tmp_path: Path) -> None:
     path = _demo_artifact(tmp_path)
     code = (
