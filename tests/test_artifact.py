@@ -203,3 +203,28 @@ def test_newer_minor_schema_warns(saved: Path, tmp_path: Path, monkeypatch) -> N
         artifact.check_compatible(manifest, compat.detect())  # type: ignore[arg-type]
     if here[1] > 0:
         assert any(issubclass(w.category, errors.ArtifactCompatibilityWarning) for w in caught)
+
+
+def test_save_leaves_the_callers_program_alone(tmp_path) -> None:
+    """Integer parameters are stored as buffers (LP-6), in the file only: the caller's program keeps them."""
+
+    class Steps(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 3)
+            self.steps = torch.nn.Parameter(torch.tensor([2]), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) * self.steps
+
+    x = torch.randn(2, 3)
+    program = torch.export.export(Steps(), (x,))
+    kinds = [s.kind.name for s in program.graph_signature.input_specs]
+    path = compat.save(program, tmp_path / "steps.pt2")
+    assert [s.kind.name for s in program.graph_signature.input_specs] == kinds  # untouched
+    assert "steps" in dict(program.module().named_parameters())
+    saved = torch.export.load(path)
+    spec = next(s for s in saved.graph_signature.input_specs if s.target == "steps")
+    assert spec.kind.name == "BUFFER"
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), program.module()(x))

@@ -223,11 +223,15 @@ def save(
         return _save_script(obj, os.fspath(path))
     module = as_compiled(obj, example_inputs, example_kwargs)
     path = os.fspath(path)
-    prog.demote_integer_parameters(module.program)  # torch 2.9's loader cannot re-wrap them (LP-6)
+    program, _ = prog.with_integer_parameters_as_buffers(module.program)  # for torch 2.9's loader (LP-6)
     manifest = build_manifest(module)
     extra: dict[str, str] = {}
     if include_source if include_source is not None else module.backend == "tensorrt":
-        source = module.source_program if module.source_program is not None else module.program
+        source = (
+            prog.with_integer_parameters_as_buffers(module.source_program)[0]
+            if module.source_program is not None
+            else program
+        )
         buf = io.BytesIO()
         torch.export.save(source, buf)
         extra[SOURCE_NAME] = base64.b64encode(buf.getvalue()).decode("ascii")
@@ -237,7 +241,7 @@ def save(
             "compile": module.compile_options,
         }
     extra[MANIFEST_NAME] = json.dumps(manifest, indent=1)
-    return _write_atomically(path, lambda fh: torch.export.save(module.program, fh, extra_files=extra))
+    return _write_atomically(path, lambda fh: torch.export.save(program, fh, extra_files=extra))
 
 
 def _write_atomically(path: str, write: Any) -> str:

@@ -124,31 +124,40 @@ def custom_ops(ep: ExportedProgram) -> list[torch._ops.OpOverload]:
     return list(seen.values())
 
 
-def demote_integer_parameters(ep: ExportedProgram) -> list[str]:
-    """Declare non-float parameters as persistent buffers, in place; returns their FQNs (LP-6).
+def with_integer_parameters_as_buffers(ep: ExportedProgram) -> tuple[ExportedProgram, list[str]]:
+    """``ep`` with non-float parameters declared as persistent buffers, and their FQNs (LP-6).
 
     An integer parameter cannot require grad, yet torch 2.9's own ``torch.export.load`` re-wraps
     parameters as ``nn.Parameter(t)`` and fails with ``Only Tensors of floating point and complex dtype
     can require gradients``. As a buffer it keeps its FQN, dtype and state_dict key on every torch.
+    ``ep`` itself is left alone: the result shares its graph and tensors, with its own signature and
+    state_dict mapping (returned as is when there is nothing to change).
     """
+    import copy
     import dataclasses
 
-    demoted = []
-    specs = ep.graph_signature.input_specs
+    specs = list(ep.graph_signature.input_specs)
     has_persistent = "persistent" in {f.name for f in dataclasses.fields(specs[0])} if specs else False
+    state = dict(ep.state_dict)
+    demoted = []
     for i, spec in enumerate(specs):
-        if spec.kind != InputKind.PARAMETER or spec.target not in ep.state_dict:
+        if spec.kind != InputKind.PARAMETER or spec.target not in state:
             continue
-        value = ep.state_dict[spec.target]
+        value = state[spec.target]
         if value.is_floating_point() or value.is_complex():
             continue
         kwargs: dict[str, Any] = {"kind": InputKind.BUFFER, "arg": spec.arg, "target": spec.target}
         if has_persistent:
             kwargs["persistent"] = True
         specs[i] = type(spec)(**kwargs)
-        ep.state_dict[spec.target] = value.detach()
+        state[str(spec.target)] = value.detach()
         demoted.append(str(spec.target))
-    return demoted
+    if not demoted:
+        return ep, []
+    out = copy.copy(ep)
+    out._graph_signature = dataclasses.replace(ep.graph_signature, input_specs=specs)
+    out._state_dict = state
+    return out, demoted
 
 
 def is_script_object(value: Any) -> bool:
