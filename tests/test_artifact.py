@@ -206,7 +206,8 @@ def test_newer_minor_schema_warns(saved: Path, tmp_path: Path, monkeypatch) -> N
 
 
 def test_save_leaves_the_callers_program_alone(tmp_path) -> None:
-    """Integer parameters are stored as buffers (LP-6), in the file only: the caller's program keeps them."""
+    """Integer parameters are stored as buffers (LP-6, torch 2.6+), in the file only: the caller's
+    program keeps them."""
 
     class Steps(torch.nn.Module):
         def __init__(self) -> None:
@@ -225,6 +226,7 @@ def test_save_leaves_the_callers_program_alone(tmp_path) -> None:
     assert "steps" in dict(program.module().named_parameters())
     saved = torch.export.load(path)
     spec = next(s for s in saved.graph_signature.input_specs if s.target == "steps")
-    assert spec.kind.name == "BUFFER"
+    line = compat.detect().torch.release.release[:2]  # type: ignore[union-attr]
+    assert spec.kind.name == ("BUFFER" if line >= (2, 6) else "PARAMETER")  # only 2.6+ archives reach 2.9
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), program.module()(x))

@@ -134,6 +134,7 @@ def test_torch_2_2_keeps_the_engine_inline(tmp_path: Path) -> None:
     assert "execute_engine" not in loaded.program.graph_module.code  # torch's own module cannot run it
     with torch.inference_mode():
         assert torch.equal(loaded(x), model(x))
+        assert torch.equal(loaded.program(x), model(x))  # 2.2 interprets its own program's graph
 
 
 def compat_errors():

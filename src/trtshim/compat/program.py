@@ -130,12 +130,16 @@ def with_integer_parameters_as_buffers(ep: ExportedProgram) -> tuple[ExportedPro
     An integer parameter cannot require grad, yet torch 2.9's own ``torch.export.load`` re-wraps
     parameters as ``nn.Parameter(t)`` and fails with ``Only Tensors of floating point and complex dtype
     can require gradients``. As a buffer it keeps its FQN, dtype and state_dict key on every torch.
+    Older torch saves them as they are: their archives never reach 2.9, and on 2.2 a buffer among
+    the parameters would break ``ExportedProgram.__call__`` (it binds by kind, not by order).
     ``ep`` itself is left alone: the result shares its graph and tensors, with its own signature and
     state_dict mapping (returned as is when there is nothing to change).
     """
     import copy
     import dataclasses
 
+    if _torch_line() < (2, 6):  # only torch 2.6+ archives reach 2.9's loader (schema major 8)
+        return ep, []
     specs = list(ep.graph_signature.input_specs)
     has_persistent = "persistent" in {f.name for f in dataclasses.fields(specs[0])} if specs else False
     state = dict(ep.state_dict)
@@ -158,6 +162,12 @@ def with_integer_parameters_as_buffers(ep: ExportedProgram) -> tuple[ExportedPro
     out._graph_signature = dataclasses.replace(ep.graph_signature, input_specs=specs)
     out._state_dict = state
     return out, demoted
+
+
+def _torch_line() -> tuple[int, ...]:
+    from packaging.version import Version
+
+    return Version(torch.__version__).release[:2]
 
 
 def is_script_object(value: Any) -> bool:
