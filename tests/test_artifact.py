@@ -36,6 +36,7 @@ def test_plain_torch_export_load_reads_our_archive(saved: Path, small_cnn, examp
     with torch.inference_mode():
         assert torch.equal(ep.module()(example), small_cnn(example))
     assert json.loads(extra[MANIFEST_NAME])["backend"] == "export"
+    assert json.loads(extra[MANIFEST_NAME])["exporter"] == "torch.export.export"
 
 
 def test_manifest_records_provenance(saved: Path) -> None:

@@ -60,6 +60,7 @@ def test_seed_hybrid_graph_saves_and_loads_in_a_fresh_process(tmp_path: Path) ->
     manifest, _ = read_manifest(path)
     assert manifest is not None
     assert manifest["backend"] == "hybrid"
+    assert manifest["exporter"] == "trtshim.compat.hybrid.export_hybrid"  # which code wrote the program
     assert [op["qualname"] for op in manifest["custom_ops"]] == [QUALNAME]
     assert manifest["custom_ops"][0]["module"] == "trtshim.testing.engine_standin"
     saved_fixes = {f["id"] for f in manifest["fixes"] if f["applied"]}

@@ -81,11 +81,21 @@ def manifest_header(env: Environment, backend: str, fmt: str) -> dict[str, Any]:
     }
 
 
+#: which code wrote the program, by backend (torch_tensorrt.save is never used: see compat.hybrid)
+EXPORTERS = {
+    "export": "torch.export.export",
+    "program": "the caller's ExportedProgram, as given",
+    "hybrid": "trtshim.compat.hybrid.export_hybrid",
+    "tensorrt": "trtshim.compat.hybrid.export_hybrid",
+}
+
+
 def build_manifest(module: CompiledModule) -> dict[str, Any]:
     ep = module.program
     return {
         **manifest_header(module.environment, module.backend, "torch.export"),
         "export_schema": export_schema_version(),
+        "exporter": EXPORTERS.get(module.backend, "torch.export"),
         "inputs": [s.to_dict() for s in input_specs_of(ep)],
         "custom_ops": [
             {

@@ -96,7 +96,8 @@ def format_manifest(manifest: dict[str, Any]) -> str:
     lines = [
         f"trtshim artifact (manifest schema {manifest.get('schema')}, written by trtshim {manifest.get('trtshim')})",
         f"  created        {manifest.get('created')}",
-        f"  backend        {manifest.get('backend')}   format {manifest.get('format')}",
+        f"  backend        {manifest.get('backend')}   format {manifest.get('format')}"
+        + (f"   written by {manifest['exporter']}" if manifest.get("exporter") else ""),
         f"  torch          {env.get('torch')}   CUDA {env.get('cuda') or 'none (CPU build)'}"
         f"   export schema {manifest.get('export_schema')}",
         f"  torch_tensorrt {env.get('torch_tensorrt') or '-'}"
