@@ -204,7 +204,7 @@ def _artifacts(session: nox.Session, torch: str, verb: str) -> None:
 @nox.session(python="3.11")
 @nox.parametrize("torch", TORCH_LINES, ids=TORCH_LINES)
 def artifacts_save(session: nox.Session, torch: str) -> None:
-    """Save the fixed artifact set (plain CNN, dynamic batch, custom op, seed hybrid) under one torch minor."""
+    """Save the fixed artifact set (plain CNN, dynamic batch, custom op, None input, seed hybrid) under one torch minor."""
     _artifacts(session, torch, "save")
 
 

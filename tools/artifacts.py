@@ -51,11 +51,34 @@ def _dynamic() -> tuple[Any, tuple[torch.Tensor, ...], dict[str, Any]]:
     return model, args, {"dynamic_shapes": ({0: torch.export.Dim("batch", min=2, max=8)},)}
 
 
-ARTIFACTS: dict[str, Callable[[], tuple[Any, tuple[torch.Tensor, ...], dict[str, Any]]]] = {
+class _NoneInput(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor, y: Any = None, z: Any = None) -> torch.Tensor:
+        return self.lin(x) * 2 if y is None else self.lin(x) + y
+
+
+def _none_input() -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    torch.manual_seed(0)
+    return _NoneInput().eval(), (torch.randn(2, 3), None, torch.randn(2, 3)), {}
+
+
+ARTIFACTS: dict[str, Callable[[], tuple[Any, tuple[Any, ...], dict[str, Any]]]] = {
     "plain_cnn": _plain,
     "dynamic_batch": _dynamic,
     "custom_op": _cnn,
+    "none_input": _none_input,  # a None user input (SE-7)
 }
+
+
+def _without_stack_traces(gm: torch.fx.GraphModule) -> None:
+    """Drop the source locations torch.export records: they name the saving machine's paths."""
+    for module in gm.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                node.meta.pop("stack_trace", None)
 
 
 def save(root: str) -> None:
@@ -70,6 +93,7 @@ def save(root: str) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 compiled = compat.compile(model, args, backend="export", **kw)
+                _without_stack_traces(compiled.program.graph_module)
                 compat.save(compiled, os.path.join(folder, f"{name}.pt2"))
             with torch.inference_mode():
                 torch.save({"inputs": args, "outputs": model(*args)}, os.path.join(folder, f"{name}.io.pt"))
@@ -81,9 +105,9 @@ def save(root: str) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compat.save(
-                make_hybrid(model, engine, (x,)), os.path.join(folder, "seed_hybrid.pt2"), example_inputs=(x,)
-            )
+            hybrid = make_hybrid(model, engine, (x,))
+            _without_stack_traces(hybrid)
+            compat.save(hybrid, os.path.join(folder, "seed_hybrid.pt2"), example_inputs=(x,))
         with torch.inference_mode():
             torch.save({"inputs": (x,), "outputs": model(x)}, os.path.join(folder, "seed_hybrid.io.pt"))
         results["seed_hybrid"] = "saved"
