@@ -100,13 +100,6 @@ def _is_leaf(spec: Any) -> bool:
     return bool(is_leaf()) if callable(is_leaf) else spec.type is None
 
 
-def _get(root: nn.Module, fqn: str) -> Any:
-    mod: Any = root
-    for part in fqn.split("."):
-        mod = getattr(mod, part)
-    return mod
-
-
 class CompiledModule(nn.Module):
     """A compiled model with a stable call path. Build it with ``trtshim.compat.compile`` or ``load``."""
 
@@ -215,7 +208,7 @@ class CompiledModule(nn.Module):
         values: list[Any] = []
         for kind, key in self._slot_plan:
             if kind == "lifted":
-                values.append(_get(self, str(key)))
+                values.append(prog.attribute(self, str(key)))
             elif kind == "obj":
                 values.append(self._custom_objs[str(key)])
         self._bound = tuple(values)
@@ -294,7 +287,7 @@ class CompiledModule(nn.Module):
             out = self._graph_forward(*self._interleave(flat))
         if not self._all_outputs_user:
             for pos, fqn in self._mutations:
-                _get(self, fqn).copy_(out[pos])
+                prog.attribute(self, fqn).copy_(out[pos])
             out = [out[i] for i in self._user_outputs]
         if self._single_output:
             return out[0]

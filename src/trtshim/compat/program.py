@@ -138,7 +138,10 @@ def with_integer_parameters_as_buffers(ep: ExportedProgram) -> tuple[ExportedPro
     import copy
     import dataclasses
 
-    if _torch_line() < (2, 6):  # only torch 2.6+ archives reach 2.9's loader (schema major 8)
+    from trtshim.compat.versions import parse
+
+    installed = parse(torch.__version__)
+    if installed is not None and installed.release[:2] < (2, 6):  # only 2.6+ archives reach 2.9's loader
         return ep, []
     specs = list(ep.graph_signature.input_specs)
     has_persistent = "persistent" in {f.name for f in dataclasses.fields(specs[0])} if specs else False
@@ -162,12 +165,6 @@ def with_integer_parameters_as_buffers(ep: ExportedProgram) -> tuple[ExportedPro
     out._graph_signature = dataclasses.replace(ep.graph_signature, input_specs=specs)
     out._state_dict = state
     return out, demoted
-
-
-def _torch_line() -> tuple[int, ...]:
-    from packaging.version import Version
-
-    return Version(torch.__version__).release[:2]
 
 
 def is_script_object(value: Any) -> bool:
@@ -214,13 +211,13 @@ def runnable_graph_module(ep: ExportedProgram) -> fx.GraphModule:
     attrs: dict[str, Any] = {}
     for node in graph.nodes:
         if node.op == "get_attr":
-            attrs[str(node.target)] = _get_path(gm, str(node.target))
+            attrs[str(node.target)] = attribute(gm, str(node.target))
     names: dict[int, fx.Node] = {}
     for node in list(graph.nodes):
         if node.op != "call_function":
             continue
 
-        def attribute(a: Any, node: fx.Node = node) -> Any:
+        def hoisted(a: Any, node: fx.Node = node) -> Any:
             if not is_script_object(a):
                 return a
             if id(a) not in names:
@@ -230,12 +227,13 @@ def runnable_graph_module(ep: ExportedProgram) -> fx.GraphModule:
                     names[id(a)] = graph.get_attr(name)
             return names[id(a)]
 
-        node.args = fx.node.map_aggregate(node.args, attribute)
-        node.kwargs = fx.node.map_aggregate(node.kwargs, attribute)
+        node.args = fx.node.map_aggregate(node.args, hoisted)
+        node.kwargs = fx.node.map_aggregate(node.kwargs, hoisted)
     return fx.GraphModule(attrs, graph)
 
 
-def _get_path(root: Any, target: str) -> Any:
+def attribute(root: Any, target: str) -> Any:
+    """``root.a.b.c`` for ``target="a.b.c"``."""
     for part in target.split("."):
         root = getattr(root, part)
     return root

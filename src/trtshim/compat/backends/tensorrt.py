@@ -100,11 +100,9 @@ def compile_exported(
     trt_options = dict(options or {})
     if torch_executed_ops:
         trt_options["torch_executed_ops"] = tuple(torch_executed_ops)
+    strongly_typed = env.torch_tensorrt_flavour == "torch-tensorrt-rtx"  # TensorRT-RTX
     plan = tensorrt_api.translate(
-        release,
-        precision=precision,
-        options=trt_options,
-        strongly_typed=env.torch_tensorrt_flavour == "torch-tensorrt-rtx",
+        release, precision=precision, options=trt_options, strongly_typed=strongly_typed
     )
     args = args if args is not None else example_args(program)
     copy_first = "CP-1" not in disable and cp1.FIX.matches(env)[0]
@@ -124,10 +122,7 @@ def compile_exported(
         if keep:
             trt_options["torch_executed_ops"] = (*trt_options.get("torch_executed_ops", ()), *keep)
             plan = tensorrt_api.translate(
-                release,
-                precision=precision,
-                options=trt_options,
-                strongly_typed=env.torch_tensorrt_flavour == "torch-tensorrt-rtx",
+                release, precision=precision, options=trt_options, strongly_typed=strongly_typed
             )
     call_kwargs = plan.resolved_kwargs()
     inputs = list(args)
