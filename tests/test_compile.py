@@ -80,8 +80,8 @@ def test_dynamic_batch(small_cnn, example, compile_quiet) -> None:
     with torch.inference_mode():
         assert torch.allclose(compiled(x5), small_cnn(x5), atol=1e-6)
     (spec,) = compiled.input_specs
-    axis, symbol, low, high = spec.dynamic[0]
-    assert spec.shape[0] == symbol and axis == 0 and high == 15
+    axis, symbol, low, high, name = spec.dynamic[0]
+    assert spec.shape[0] == symbol and axis == 0 and high == 15 and name == "batch"
     assert low == 1 or (
         low == 2 and compat.detect().torch.line in ("2.2", "2.3", "2.4")
     )  # 0/1 specialization

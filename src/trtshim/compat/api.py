@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from trtshim.compat import backends
+from trtshim.compat.contract import dim_names
 from trtshim.compat.environment import detect
 from trtshim.compat.module import CompiledModule
 from trtshim.errors import OptionError, UnsupportedModelError
@@ -60,7 +61,11 @@ def compile(
             options=backend_options,
         )
         return CompiledModule(
-            program, backend=name, environment=env, fixes=select(env, REGISTRY, stages=("export", "call"))
+            program,
+            backend=name,
+            environment=env,
+            fixes=select(env, REGISTRY, stages=("export", "call")),
+            dim_names=dim_names(model, args, kwargs, dynamic_shapes, program),
         )
     from trtshim.compat.backends import tensorrt as tensorrt_backend
 
@@ -75,7 +80,8 @@ def compile(
         options=dict(backend_options),
     )
     report = select(env, REGISTRY, stages=("export", "compile", "save", "call"))
-    module = CompiledModule(program, backend=name, environment=env, fixes=report)
+    names = dim_names(model, args, kwargs, dynamic_shapes, source)
+    module = CompiledModule(program, backend=name, environment=env, fixes=report, dim_names=names)
     module.engine_options = {
         k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
     }

@@ -35,7 +35,7 @@ from trtshim.compat.manifest import (
     read_member,
     verify_checksums,
 )
-from trtshim.compat.module import CompiledModule, ScriptedModule, input_specs_of
+from trtshim.compat.module import CompiledModule, ScriptedModule
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactCompatibilityWarning,
@@ -96,7 +96,7 @@ def build_manifest(module: CompiledModule) -> dict[str, Any]:
         **manifest_header(module.environment, module.backend, "torch.export"),
         "export_schema": export_schema_version(),
         "exporter": EXPORTERS.get(module.backend, "torch.export"),
-        "inputs": [s.to_dict() for s in input_specs_of(ep)],
+        "inputs": [s.to_dict() for s in module.input_specs],
         "custom_ops": [
             {
                 "qualname": op.name().split(".")[0],

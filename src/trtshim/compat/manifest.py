@@ -106,13 +106,7 @@ def format_manifest(manifest: dict[str, Any]) -> str:
         f"  python         {env.get('python')} ({env.get('platform')})",
     ]
     for i, spec in enumerate(manifest.get("inputs", [])):
-        dyn = ", ".join(
-            f"dim {d['axis']}: {d['symbol']} in [{d['min']}, {d['max']}]" for d in spec.get("dynamic", [])
-        )
-        lines.append(
-            f"  input {i}        {spec.get('name')} {spec.get('dtype')} {spec.get('shape')}"
-            + (f"  ({dyn})" if dyn else "")
-        )
+        lines.append(f"  input {i}        {spec.get('name')} {_input_summary(spec)}")
     ops = manifest.get("custom_ops", [])
     lines.append(
         "  custom ops     "
@@ -121,3 +115,22 @@ def format_manifest(manifest: dict[str, Any]) -> str:
     fixes = [f["id"] for f in manifest.get("fixes", []) if f.get("applied")]
     lines.append("  fixes applied  " + (", ".join(fixes) or "none"))
     return "\n".join(lines)
+
+
+def _input_summary(spec: dict[str, Any]) -> str:
+    """``float32 [batch, 3, 16, 16]  (batch in [1, 64])``, ``int = 3``, ``SymInt n in [2, inf]``."""
+    kind = spec.get("kind", "tensor")
+    if kind == "constant":
+        return f"{spec.get('type')} = {spec.get('value')!r}"
+    dyn = spec.get("dynamic", [])
+    names = {d.get("axis"): d.get("dim") or d.get("symbol") for d in dyn}
+    ranges = ", ".join(
+        f"{d.get('dim') or d.get('symbol')} in [{d.get('min')}, {'inf' if d.get('max') is None else d.get('max')}]"
+        for d in dyn
+    )
+    if kind == "symint":
+        return f"SymInt {ranges}"
+    if kind != "tensor":
+        return str(kind)
+    dims = [str(names.get(a, s)) for a, s in enumerate(spec.get("shape", []))]
+    return f"{spec.get('dtype')} [{', '.join(dims)}]" + (f"  ({ranges})" if ranges else "")

@@ -1,15 +1,14 @@
 """``CompiledModule``: what ``compile`` and ``load`` return.
 
 It calls the program's flat graph directly with the lifted parameters / buffers / constants
-already bound, after the input checks that catch real mistakes (count, rank, dtype, device,
-static dims). ``ExportedProgram.module()`` instead runs a pytree flatten, a guard pass and an
-unflatten on every call. Lifted tensors are registered on this module under their original FQNs,
+already bound, after the program's input contract (``compat.contract``: what torch's own module
+refuses, plus dtype and device) checked from a plan built once. ``ExportedProgram.module()``
+instead runs a pytree flatten, a guard pass and an unflatten on every call. Lifted tensors are registered on this module under their original FQNs,
 so ``.to()``, ``.state_dict()`` and ``.parameters()`` behave as on the source model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -18,64 +17,17 @@ from torch.export import ExportedProgram
 from torch.utils import _pytree as pytree
 
 from trtshim.compat import program as prog
-from trtshim.errors import InputMismatchError
+from trtshim.compat.contract import (
+    InputBinder,
+    InputContract,
+    InputSpec,
+    dim_names_of_manifest,
+    input_specs_of,
+)
 
 if TYPE_CHECKING:
     from trtshim.compat.environment import Environment
     from trtshim.fixes.registry import FixReport
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What one flat user input must look like. ``shape`` holds ints for static dims, names for dynamic."""
-
-    name: str
-    dtype: torch.dtype | None  # None: a non-tensor input
-    shape: tuple[int | str, ...]
-    dynamic: tuple[tuple[int, str, int, int | None], ...]  # (axis, symbol, min, max)
-
-    @property
-    def static_dims(self) -> tuple[tuple[int, int], ...]:
-        return tuple((i, d) for i, d in enumerate(self.shape) if isinstance(d, int))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dtype": str(self.dtype).replace("torch.", "") if self.dtype is not None else None,
-            "shape": list(self.shape),
-            "dynamic": [{"axis": a, "symbol": s, "min": lo, "max": hi} for a, s, lo, hi in self.dynamic],
-        }
-
-
-def _bound(value: Any) -> int | None:
-    try:
-        v = int(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return v if abs(v) < 2**62 else None
-
-
-def input_specs_of(ep: ExportedProgram) -> list[InputSpec]:
-    ranges = {str(k): v for k, v in ep.range_constraints.items()}
-    out: list[InputSpec] = []
-    for node in prog.user_input_placeholders(ep):
-        val = node.meta.get("val")
-        if not isinstance(val, torch.Tensor):
-            out.append(InputSpec(node.name, None, (), ()))
-            continue
-        shape: list[int | str] = []
-        dynamic: list[tuple[int, str, int, int | None]] = []
-        for axis, d in enumerate(val.shape):
-            if isinstance(d, int):
-                shape.append(d)
-                continue
-            sym = str(d)
-            shape.append(sym)
-            r = ranges.get(sym)
-            lo = _bound(getattr(r, "lower", 0)) or 0
-            dynamic.append((axis, sym, lo, _bound(getattr(r, "upper", None))))
-        out.append(InputSpec(node.name, val.dtype, tuple(shape), tuple(dynamic)))
-    return out
 
 
 def _assign(root: nn.Module, fqn: str, value: Any, kind: str) -> None:
@@ -111,6 +63,7 @@ class CompiledModule(nn.Module):
         environment: Environment,
         fixes: FixReport | None = None,
         manifest: dict[str, Any] | None = None,
+        dim_names: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         from trtshim.fixes.registry import FixReport
@@ -130,6 +83,7 @@ class CompiledModule(nn.Module):
         constants = prog.program_constants(program)
         self._custom_objs: dict[str, Any] = {}
         self._slot_plan: list[tuple[str, str | int]] = []  # ("lifted", fqn) | ("user", index) | ("obj", fqn)
+        registered: set[str] = set()
         for slot in slots:
             if slot.kind == "USER_INPUT":
                 self._slot_plan.append(("user", slot.index or 0))
@@ -138,8 +92,9 @@ class CompiledModule(nn.Module):
             fqn = slot.target or slot.name
             if isinstance(value, torch.Tensor) and slot.kind != "TOKEN":
                 kind = "BUFFER_P" if slot.kind == "BUFFER" and slot.persistent is not False else slot.kind
-                if fqn not in self._lifted_names():
+                if fqn not in registered:
                     _assign(self, fqn, value, kind)
+                    registered.add(fqn)
                 self._slot_plan.append(("lifted", fqn))
             else:
                 self._custom_objs[fqn] = value
@@ -149,14 +104,13 @@ class CompiledModule(nn.Module):
             k != "user" for k, _ in self._slot_plan[: len(self._slot_plan) - self._n_user]
         )
 
-        self.input_specs: tuple[InputSpec, ...] = tuple(input_specs_of(program))
-        self._checks = tuple(
-            (s.dtype, len(s.shape), s.static_dims) if s.dtype is not None else None for s in self.input_specs
-        )
-        in_spec, out_spec = program.call_spec.in_spec, program.call_spec.out_spec
-        flat_args_spec = pytree.tree_flatten((tuple(range(self._n_user)), {}))[1]
-        self._in_spec = in_spec
-        self._flat_call = in_spec is None or in_spec == flat_args_spec
+        if dim_names is None and manifest is not None:
+            dim_names = dim_names_of_manifest(manifest)
+        self.input_specs: tuple[InputSpec, ...] = tuple(input_specs_of(program, dim_names))
+        self._contract = InputContract(program, self.input_specs)
+        out_spec = program.call_spec.out_spec
+        self._binder = InputBinder(program.call_spec.in_spec, self.input_specs)
+        self._flat_call = self._binder.flat_call
         self._out_spec = out_spec
         plan = prog.output_plan(program)
         self._user_outputs = plan.user
@@ -200,9 +154,6 @@ class CompiledModule(nn.Module):
 
     # --- state binding -----------------------------------------------------------------------
 
-    def _lifted_names(self) -> set[str]:
-        return {n for n, _ in self.named_parameters()} | {n for n, _ in self.named_buffers()}
-
     def _refresh(self) -> None:
         """Rebind the flat argument prefix after anything replaced lifted tensors (``.to()``, loads)."""
         values: list[Any] = []
@@ -234,53 +185,9 @@ class CompiledModule(nn.Module):
 
     # --- the call path -----------------------------------------------------------------------
 
-    def _check(self, flat: tuple[Any, ...] | list[Any]) -> None:
-        if len(flat) != self._n_user:
-            raise InputMismatchError(
-                f"expected {self._n_user} input(s), got {len(flat)}",
-                "pass the same inputs as the example_inputs given to compile",
-            )
-        device = self._device
-        for i, (x, check) in enumerate(zip(flat, self._checks)):
-            if check is None:
-                continue
-            if not isinstance(x, torch.Tensor):
-                raise InputMismatchError(f"input {i} must be a tensor, got {type(x).__name__}")
-            dtype, ndim, static = check
-            if x.dtype != dtype:
-                raise InputMismatchError(
-                    f"input {i} has dtype {x.dtype}, compiled for {dtype}", f"cast it: x.to({dtype})"
-                )
-            if x.dim() != ndim:
-                raise InputMismatchError(
-                    f"input {i} has rank {x.dim()} (shape {tuple(x.shape)}), compiled for rank {ndim}",
-                    f"expected shape {list(self.input_specs[i].shape)}",
-                )
-            shape = x.shape
-            for axis, size in static:
-                if shape[axis] != size:
-                    raise InputMismatchError(
-                        f"input {i} has size {shape[axis]} on dim {axis}, compiled for {size} "
-                        f"(shape {list(self.input_specs[i].shape)})",
-                        "compile with dynamic_shapes to accept other sizes on that dim",
-                    )
-            if device is not None and x.device != device:
-                raise InputMismatchError(
-                    f"input {i} is on {x.device}, the module's weights are on {device}",
-                    f"move the input (x.to({str(device)!r})) or the module (.to(...))",
-                )
-
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        if self._flat_call and not kwargs:
-            flat: Any = args
-        else:
-            flat, spec = pytree.tree_flatten((args, kwargs))
-            if spec != self._in_spec:
-                raise InputMismatchError(
-                    "inputs are structured differently from the example inputs given to compile",
-                    f"expected the structure {self._in_spec}",
-                )
-        self._check(flat)
+        flat: Any = args if self._flat_call and not kwargs else self._binder.flatten(args, kwargs)
+        self._contract.check(flat, self._device)
         if self._lifted_first:
             out = self._graph_forward(*self._bound, *flat)
         else:

@@ -68,11 +68,11 @@ def compile_program(
 
 def example_args(program: ExportedProgram) -> tuple[torch.Tensor, ...]:
     """Inputs shaped like the program's user inputs (dynamic dims at their smallest allowed size)."""
-    from trtshim.compat.module import input_specs_of
+    from trtshim.compat.contract import input_specs_of
 
     out = []
     for spec in input_specs_of(program):
-        lows = {axis: max(lo, 1) for axis, _, lo, _ in spec.dynamic}
+        lows = {d.axis: max(d.min, 1) for d in spec.dynamic}
         shape = [d if isinstance(d, int) else lows.get(i, 1) for i, d in enumerate(spec.shape)]
         out.append(torch.zeros(shape, dtype=spec.dtype or torch.float32))
     return tuple(out)

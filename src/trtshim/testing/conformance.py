@@ -1,0 +1,133 @@
+"""Differential conformance: trtshim against torch's own ``torch.export.save`` / ``load`` round trip.
+
+The rule: for every input, a trtshim module (compiled or loaded) either returns what eager returns,
+where torch's round-tripped ``.module()`` runs too, or refuses with ``InputMismatchError`` where torch
+refuses: its module raises, its own input check (``_check_input_constraints_for_graph``) would, or
+eager itself fails. Refusing where torch runs is allowed only where torch's answer is wrong.
+``compare`` returns a verdict instead of asserting, so that zoo and generated-program runs can count.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+OK, SAME_REFUSAL, TRTSHIM_ONLY = "ok", "same refusal as torch", "trtshim-only failure"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # OK | SAME_REFUSAL | TRTSHIM_ONLY
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.kind == TRTSHIM_ONLY
+
+
+def torch_round_trip(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """``torch.export.load(torch.export.save(ep))``, in memory."""
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    buf.seek(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.export.load(buf)
+
+
+def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The reason torch's own input-constraint check refuses these inputs, or None when it passes
+    (or when this torch has no such check)."""
+    try:
+        from torch._export.utils import _check_input_constraints_for_graph
+    except ImportError:
+        return None
+    in_spec = ep.call_spec.in_spec
+    try:
+        order = list(in_spec.children_specs[1].context) if in_spec is not None else list(kwargs)
+    except (AttributeError, IndexError):
+        order = list(kwargs)
+    if set(order) != set(kwargs):
+        return f"keywords {sorted(kwargs)} differ from {order}"
+    flat, spec = pytree.tree_flatten_with_path((args, {k: kwargs[k] for k in order}))
+    if in_spec is not None and spec != in_spec:
+        return "the inputs are structured differently"
+    placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    user = [n for n, s in zip(placeholders, ep.graph_signature.input_specs) if s.kind.name == "USER_INPUT"]
+    try:
+        _check_input_constraints_for_graph(user, flat, ep.range_constraints)
+    except TypeError as exc:
+        if "positional argument" in str(exc):
+            return None  # another signature on this torch
+        return f"{type(exc).__name__}: {exc}"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _run(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return True, fn(*args, **kwargs)
+    except Exception as exc:
+        return False, exc
+
+
+def _close(a: Any, b: Any, atol: float) -> bool:
+    la, sa = pytree.tree_flatten(a)
+    lb, sb = pytree.tree_flatten(b)
+    if sa != sb or len(la) != len(lb):
+        return False
+    for x, y in zip(la, lb):
+        if isinstance(x, torch.Tensor) or isinstance(y, torch.Tensor):
+            if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
+                return False
+            if x.shape != y.shape or x.dtype != y.dtype:
+                return False
+            if not torch.allclose(x.float(), y.float(), atol=atol, rtol=1e-4, equal_nan=True):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def compare(
+    model: Any,
+    ours: Any,
+    reference: torch.export.ExportedProgram,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    atol: float = 1e-5,
+) -> Verdict:
+    """One call of ``ours`` against eager ``model`` and torch's round-tripped ``reference`` program."""
+    from trtshim.errors import InputMismatchError
+
+    kwargs = dict(kwargs or {})
+    eager_ok, expected = _run(model, args, kwargs)
+    ref_ok, theirs = _run(reference.module(), args, kwargs)
+    our_ok, got = _run(ours, args, kwargs)
+    if our_ok:
+        if not ref_ok:
+            return Verdict(TRTSHIM_ONLY, f"torch refused ({type(theirs).__name__}: {theirs}), trtshim ran")
+        if not _close(got, theirs, atol):
+            return Verdict(TRTSHIM_ONLY, "trtshim's result differs from torch's round trip")
+        if eager_ok and not _close(got, expected, atol):
+            return Verdict(OK, "equal to torch's round trip, which differs from eager")
+        return Verdict(OK)
+    if not eager_ok or not ref_ok:
+        return Verdict(SAME_REFUSAL, f"{type(got).__name__}: {got}")
+    if not isinstance(got, InputMismatchError):
+        return Verdict(TRTSHIM_ONLY, f"trtshim raised {type(got).__name__}: {got}, torch ran")
+    check = torch_check_refuses(reference, args, kwargs)
+    if check is not None:
+        return Verdict(SAME_REFUSAL, f"torch's input check: {check}")
+    if not _close(theirs, expected, atol):
+        return Verdict(SAME_REFUSAL, "torch runs it but returns a wrong result; trtshim refuses")
+    return Verdict(TRTSHIM_ONLY, f"trtshim refused ({got.reason}), torch ran it correctly")
