@@ -10,6 +10,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``gpu``: compile -> save -> load -> compare with real TensorRT engines, where TensorRT runs.
 * ``ci``: what ``.ci/run`` runs after ``tests``. ``report``: runs a set of sessions and writes docs/compatibility.md.
 * ``artifacts``: save under every torch minor, load under every minor: the cross-version table.
+* ``zoo(torch=X.Y)``: torchvision / timm / transformers models against torch's own round trip; ``zoo_report``.
 * ``demo``, ``lint``, ``typecheck``.
 """
 
@@ -159,6 +160,37 @@ def trt(session: nox.Session, torch_tensorrt: str) -> None:
     session.install(*working_set, *companions(torch_pin.split("==")[1]), env=env)
     session.install("-e", ".[test]", env=env)
     run_suite(session, f"trt-{torch_tensorrt}", "tests/trt", *session.posargs, env=env)
+
+
+#: torch minors of the model zoo (one <= 2.4, one 2.6-2.9, the newest) and the model libraries each pairs with
+ZOO_PACKAGES = {
+    "2.4": ["torchvision==0.19.1", "timm", "transformers<4.50"],
+    "2.8": ["torchvision==0.23.0", "timm", "transformers"],
+    "2.15": ["torchvision==0.29.2", "timm", "transformers"],
+}
+
+
+@nox.session(python="3.11")
+@nox.parametrize("torch", list(ZOO_PACKAGES), ids=list(ZOO_PACKAGES))
+def zoo(session: nox.Session, torch: str) -> None:
+    """The model zoo: torchvision, timm and transformers models from configs (random weights, no downloads)
+    against torch's own export round trip, each loaded in a fresh process; rows for tools/zoo_report.py."""
+    guard_disk(session)
+    version = TORCH_VERSIONS[torch]
+    env = uv_env(session)
+    session.install(f"torch=={version}", *ZOO_PACKAGES[torch], *companions(version), env=env)
+    session.install("-e", ".[test]", env=env)
+    rows = os.path.join(RESULTS, "zoo", f"{torch}.json")
+    if os.path.exists(rows):
+        os.remove(rows)
+    env = {**env, "TRTSHIM_ZOO": "1", "TRTSHIM_RESULTS": RESULTS, "HF_HUB_OFFLINE": "1"}
+    run_suite(session, f"zoo-{torch}", "tests/zoo", "-rf", *session.posargs, env=env)
+
+
+@nox.session(venv_backend="none")
+def zoo_report(session: nox.Session) -> None:
+    """docs/zoo.md from the rows the zoo sessions recorded."""
+    session.run(sys.executable, os.path.join(HERE, "tools", "zoo_report.py"), os.path.join(RESULTS, "zoo"), external=True)
 
 
 @nox.session(venv_backend="none")

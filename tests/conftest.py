@@ -66,3 +66,12 @@ def run_python(
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=timeout
     )
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    """The verdict counts of the generated-program run (tests/test_generated_programs.py), when it ran."""
+    generated = sys.modules.get("test_generated_programs")
+    verdicts = getattr(generated, "VERDICTS", None)
+    if verdicts:
+        line = ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items()))
+        terminalreporter.write_line(f"generated programs on torch {torch.__version__}: {line}")  # type: ignore[attr-defined]

@@ -51,6 +51,14 @@ class MissingOpError(ArtifactError):
     )
 
 
+class MissingTypeError(ArtifactError):
+    """The program's inputs or outputs use a pytree node type that is not registered in this process."""
+
+    default_hint = (
+        "import the module that defines the type before loading, or pass load(..., allow_imports=[...])"
+    )
+
+
 # --- compile / call ---------------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trtshim.compat import backends
-from trtshim.compat.contract import dim_names
+from trtshim.compat.contract import dim_names, input_paths
 from trtshim.compat.environment import detect
 from trtshim.compat.module import CompiledModule
 from trtshim.errors import OptionError, UnsupportedModelError
@@ -66,6 +66,7 @@ def compile(
             environment=env,
             fixes=select(env, REGISTRY, stages=("export", "call")),
             dim_names=dim_names(model, args, kwargs, dynamic_shapes, program),
+            input_paths=input_paths(model, args, kwargs),
         )
     from trtshim.compat.backends import tensorrt as tensorrt_backend
 
@@ -81,7 +82,14 @@ def compile(
     )
     report = select(env, REGISTRY, stages=("export", "compile", "save", "call"))
     names = dim_names(model, args, kwargs, dynamic_shapes, source)
-    module = CompiledModule(program, backend=name, environment=env, fixes=report, dim_names=names)
+    module = CompiledModule(
+        program,
+        backend=name,
+        environment=env,
+        fixes=report,
+        dim_names=names,
+        input_paths=input_paths(model, args, kwargs),
+    )
     module.engine_options = {
         k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
     }

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import tempfile
 import warnings
 import zipfile
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
-from trtshim.compat import logs
+from trtshim.compat import logs, pytree_types
 from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
@@ -45,6 +46,7 @@ from trtshim.errors import (
     IncompatibleArtifactError,
     MissingManifestError,
     MissingOpError,
+    MissingTypeError,
     OptionError,
     ProvenanceWarning,
     TrtShimError,
@@ -108,6 +110,7 @@ def build_manifest(module: CompiledModule) -> dict[str, Any]:
             }
             for op in prog.custom_ops(ep)
         ],
+        "pytree_types": pytree_types.program_types(ep.call_spec.in_spec, ep.call_spec.out_spec),
         "fixes": module.fix_report.to_list(),
         "engine": engine_record(module),
     }
@@ -376,17 +379,8 @@ def check_ops(manifest: dict[str, Any], allow_imports: Sequence[str] | None = No
                 "the artifact calls tensorrt:: ops, and torch_tensorrt cannot be imported here",
                 "install the torch_tensorrt release named by `trtshim inspect FILE`",
             ) from exc
-    allowed = allowed_imports(allow_imports)
-    imported: list[str] = []
-    for module in sorted({op.get("module") for op in needed if not is_registered(op["qualname"])} & allowed):
-        try:
-            importlib.import_module(str(module))
-        except Exception as exc:
-            raise MissingOpError(
-                f"importing {module} (allowed by the caller) to register the artifact's ops failed: {exc}",
-                f"check that {module} is importable here",
-            ) from exc
-        imported.append(str(module))
+    wanted = {str(op.get("module")) for op in needed if not is_registered(op["qualname"])}
+    imported = _import_allowed(wanted, allow_imports, MissingOpError, "ops")
     missing = [op for op in needed if not is_registered(op["qualname"])]
     if missing:
         names = ", ".join(
@@ -398,6 +392,40 @@ def check_ops(manifest: dict[str, Any], allow_imports: Sequence[str] | None = No
             f"import {', '.join(modules)} first, or pass load(..., allow_imports={modules!r})"
             if modules
             else "register the ops before loading",
+        )
+    return imported
+
+
+def _import_allowed(
+    modules: set[str], allow_imports: Sequence[str] | None, error: type[ArtifactError], what: str
+) -> list[str]:
+    """Import those of ``modules`` the caller allows (the rest stay unimported); the ones imported."""
+    imported: list[str] = []
+    for module in sorted(modules & allowed_imports(allow_imports)):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise error(
+                f"importing {module} (allowed by the caller) to register the artifact's {what} failed: {exc}",
+                f"check that {module} is importable here",
+            ) from exc
+        imported.append(module)
+    return imported
+
+
+def check_pytree_types(manifest: dict[str, Any], allow_imports: Sequence[str] | None = None) -> list[str]:
+    """Every pytree node type of the program's inputs/outputs must be registered before deserializing
+    (torch stores them by name); a missing one's module is imported only when the caller allows it."""
+    needed = manifest.get("pytree_types") or []
+    wanted = {str(t["module"]) for t in needed if not pytree_types.is_registered(t)}
+    imported = _import_allowed(wanted, allow_imports, MissingTypeError, "pytree types")
+    missing = [t for t in needed if not pytree_types.is_registered(t)]
+    if missing:
+        modules = sorted({str(t["module"]) for t in missing})
+        raise MissingTypeError(
+            f"the artifact's inputs/outputs use pytree types that are not registered here: "
+            f"{', '.join(str(t['type']) for t in missing)}",
+            f"import {', '.join(modules)} first, or pass load(..., allow_imports={modules!r})",
         )
     return imported
 
@@ -447,6 +475,7 @@ def load(
                 raise
             return _recompile(path, manifest, env, device, exc)
         check_ops(manifest, allow_imports)
+        check_pytree_types(manifest, allow_imports)
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
     fixes = select(env, REGISTRY, stages=("load", "call"))
@@ -576,6 +605,13 @@ def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
         )
     if "schema version" in text.lower():
         return IncompatibleArtifactError(f"torch.export.load refused {path}: {text}")
+    unregistered = re.search(r"Deserializing (\S+) in pytree is not registered", text)
+    if unregistered:
+        module = pytree_types.module_of_serialized_name(unregistered.group(1))
+        return MissingTypeError(
+            f"{path} uses the pytree type {unregistered.group(1)}, which is not registered here",
+            f"import {module} first, or pass load(..., allow_imports=[{module!r}])",
+        )
     if "operator" in text.lower() or "custom op" in text.lower():
         return MissingOpError(f"torch.export.load refused {path}: {text}")
     return ArtifactError(

@@ -12,9 +12,10 @@ keywords by name in any order, dicts by key.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -48,6 +49,11 @@ class InputSpec:
     dynamic: tuple[DynamicDim, ...]
     kind: str = "tensor"  # "tensor" | "constant" (int/float/str/bool/None) | "symint" | "object"
     value: Any = None  # the exported value of a constant input
+    path: str | None = None  # what the user calls it (``x``, ``inputs['mask']``), where known
+
+    @property
+    def label(self) -> str:
+        return self.path or self.name
 
     @property
     def static_dims(self) -> tuple[tuple[int, int], ...]:
@@ -63,6 +69,8 @@ class InputSpec:
                 for d in self.dynamic
             ],
         }
+        if self.path is not None and self.path != self.name:
+            out["path"] = self.path
         if self.kind != "tensor":
             out["kind"] = self.kind
             if self.kind == "constant":
@@ -118,8 +126,11 @@ def _dynamic(expr: Any, axis: int | None, ranges: Mapping[str, tuple[int, int | 
     return DynamicDim(axis, symbol, lo, hi, names.get(symbol))
 
 
-def input_specs_of(ep: ExportedProgram, dim_names: Mapping[str, str] | None = None) -> list[InputSpec]:
-    """One ``InputSpec`` per flat user input, from the placeholders and the signature."""
+def input_specs_of(
+    ep: ExportedProgram, dim_names: Mapping[str, str] | None = None, paths: Sequence[str] | None = None
+) -> list[InputSpec]:
+    """One ``InputSpec`` per flat user input, from the placeholders and the signature (``paths``: the
+    user's names of the inputs, from ``input_paths`` or a manifest)."""
     ranges = _ranges(ep)
     names = dim_names or {}
     constants = {
@@ -148,6 +159,8 @@ def input_specs_of(ep: ExportedProgram, dim_names: Mapping[str, str] | None = No
             out.append(InputSpec(node.name, None, (), (), kind=kind, value=value))
         else:
             out.append(InputSpec(node.name, None, (), (), kind="object"))
+    if paths is not None and len(paths) == len(out):
+        out = [dataclasses.replace(spec, path=p) for spec, p in zip(out, paths)]
     return out
 
 
@@ -162,18 +175,81 @@ def _dim_name(d: Any) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _key(entry: Any) -> Any:
+    """A pytree key entry as ``int`` (sequence index), ``("k", key)`` (mapping) or ``("a", name)``."""
+    if hasattr(entry, "idx"):
+        return int(entry.idx)
+    if hasattr(entry, "key"):
+        return ("k", entry.key)
+    if hasattr(entry, "name"):
+        return ("a", entry.name)
+    return None
+
+
+def _leaf_paths(value: Any) -> list[tuple[Any, ...] | None]:
+    """The key path of each pytree leaf of ``value`` (None where it cannot be told)."""
+    with_path = getattr(pytree, "tree_flatten_with_path", None)
+    if with_path is not None:
+        return [tuple(_key(k) for k in path) for path, _ in with_path(value)[0]]
+
+    def walk(v: Any, prefix: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+        if isinstance(v, (list, tuple)):
+            for i, x in enumerate(v):
+                yield from walk(x, (*prefix, i))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                yield from walk(x, (*prefix, ("k", k)))
+        else:
+            yield prefix
+
+    paths: list[tuple[Any, ...] | None] = list(walk(value, ()))  # torch 2.2: no paths from pytree
+    n = len(pytree.tree_leaves(value))
+    return paths if len(paths) == n else [None] * n
+
+
 def _follow(spec: Any, path: tuple[Any, ...]) -> Any:
     for key in path:
-        if spec is None:
+        if spec is None or key is None:
             return None
-        for attr in ("idx", "key", "name"):
-            if hasattr(key, attr):
-                k = getattr(key, attr)
-                spec = getattr(spec, k, None) if attr == "name" else spec[k]
-                break
+        if isinstance(key, tuple) and key[0] == "a":
+            spec = spec.get(key[1]) if isinstance(spec, Mapping) else getattr(spec, key[1], None)
         else:
-            return None
+            spec = spec[key[1] if isinstance(key, tuple) else key]
     return spec
+
+
+def _path_text(top: str, path: tuple[Any, ...] | None) -> str:
+    if path is None:
+        return top
+    parts = [f".{k[1]}" if isinstance(k, tuple) and k[0] == "a" else f"[{k[1]!r}]" if isinstance(k, tuple) else f"[{k}]" for k in path]
+    return top + "".join(parts)
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    top: str  # the argument's name in the signature (or its position)
+    position: int  # the argument's place among the signature's arguments, as dynamic_shapes orders them
+    path: tuple[Any, ...] | None  # inside the argument
+
+
+def _user_leaves(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[_Leaf]:
+    """One entry per flat user input, in the program's order (positional arguments, then keywords)."""
+    try:
+        params = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        params = []
+    tops = [(params[i] if i < len(params) else str(i), a) for i, a in enumerate(args)] + list(kwargs.items())
+    order = {name: i for i, name in enumerate(params)}
+    ranked = sorted(range(len(tops)), key=lambda i: order.get(tops[i][0], len(order) + i))
+    out: list[_Leaf] = []
+    for i, (name, value) in enumerate(tops):
+        out += [_Leaf(name, ranked.index(i), path) for path in _leaf_paths(value)]
+    return out
+
+
+def input_paths(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:
+    """What the user calls each flat input: ``x``, ``k``, ``inputs['mask']``, ``pair[0]``."""
+    return [_path_text(leaf.top, leaf.path) for leaf in _user_leaves(model, args, kwargs)]
 
 
 def dim_names(
@@ -186,28 +262,16 @@ def dim_names(
     """
     if not dynamic_shapes:
         return {}
-    try:
-        params = list(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        params = []
-    tops = [(params[i] if i < len(params) else str(i), a) for i, a in enumerate(args)] + list(kwargs.items())
-    order = {name: i for i, name in enumerate(params)}
-    positional = sorted(range(len(tops)), key=lambda i: order.get(tops[i][0], len(order) + i))
     per_flat: list[Any] = []  # the dims spec of each flat leaf
-    for i, (top_name, value) in enumerate(tops):
+    for leaf in _user_leaves(model, args, kwargs):
         try:
             if isinstance(dynamic_shapes, Mapping):
-                top = dynamic_shapes.get(top_name)
+                top = dynamic_shapes.get(leaf.top)
             else:
-                top = list(dynamic_shapes)[positional.index(i)]
-        except (IndexError, TypeError):
-            top = None
-        leaves, _ = pytree.tree_flatten_with_path(value)
-        for path, _leaf in leaves:
-            try:
-                per_flat.append(_follow(top, tuple(path)) if path else top)
-            except (KeyError, IndexError, TypeError):
-                per_flat.append(None)
+                top = list(dynamic_shapes)[leaf.position]
+            per_flat.append(_follow(top, leaf.path) if leaf.path else (top if leaf.path == () else None))
+        except (KeyError, IndexError, TypeError):
+            per_flat.append(None)
     out: dict[str, str] = {}
     for node, spec in zip(prog.user_input_placeholders(ep), per_flat):
         val = node.meta.get("val")
@@ -224,6 +288,15 @@ def dim_names(
             if dim_name and isinstance(axis, int) and axis < val.dim() and not isinstance(val.shape[axis], int):
                 out.setdefault(str(val.shape[axis]), dim_name)
     return out
+
+
+def paths_of_manifest(manifest: Mapping[str, Any]) -> list[str] | None:
+    """The user's input names a manifest records (None unless every input has one)."""
+    specs = manifest.get("inputs")
+    if not isinstance(specs, list):
+        return None
+    paths = [s.get("path", s.get("name")) if isinstance(s, dict) else None for s in specs]
+    return paths if all(isinstance(p, str) for p in paths) else None  # type: ignore[return-value]
 
 
 def dim_names_of_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:
@@ -363,7 +436,7 @@ class InputContract:
         return f"expected {self.specs[i].describe()}"
 
     def _error(self, i: int, what: str, hint: str | None = None) -> InputMismatchError:
-        return InputMismatchError(f"input {i} ({self.specs[i].name}) {what}", hint or self._expected(i))
+        return InputMismatchError(f"input {i} ({self.specs[i].label}) {what}", hint or self._expected(i))
 
 
 def _on(axis: int | None) -> str:
@@ -389,14 +462,14 @@ def _dim_rule(
 # --- binding (args, kwargs) to the flat inputs -------------------------------------------------
 
 
-def _children(spec: Any) -> list[Any]:
+def children(spec: Any) -> list[Any]:
     children = getattr(spec, "children", None)  # torch >= 2.8; children_specs before (deprecated since)
     return list(children()) if callable(children) else list(spec.children_specs)
 
 
 def _in_spec_order(value: Any, spec: Any) -> Any:
     """``value`` with every dict's keys in the order ``spec`` has them (torch accepts any order)."""
-    kids = _children(spec)
+    kids = children(spec)
     if spec.type in (dict,) and isinstance(value, dict) and set(value) == set(spec.context):
         return {k: _in_spec_order(value[k], child) for k, child in zip(spec.context, kids)}
     if spec.type in (tuple, list) and type(value) is spec.type and len(value) == len(kids):
@@ -418,8 +491,8 @@ class InputBinder:
         )
         self._keywords: tuple[int, tuple[str, ...]] | None = None  # (positional count, keyword order)
         if leaves_checked and in_spec is not None and not self.flat_call:
-            want_args, want_kwargs = _children(in_spec)
-            n_args = len(_children(want_args))
+            want_args, want_kwargs = children(in_spec)
+            n_args = len(children(want_args))
             keys = tuple(want_kwargs.context or ())
             flat_kwargs = pytree.tree_flatten((tuple(range(n_args)), dict.fromkeys(keys, 0)))[1]
             if want_kwargs.type is dict and flat_kwargs == in_spec:
@@ -442,8 +515,8 @@ class InputBinder:
         raise InputMismatchError(*self._difference(args, kwargs))
 
     def _difference(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str]:
-        want_args, want_kwargs = _children(self.in_spec)
-        n_args = len(_children(want_args))
+        want_args, want_kwargs = children(self.in_spec)
+        n_args = len(children(want_args))
         keys = list(want_kwargs.context or [])
         if len(args) != n_args:
             return (

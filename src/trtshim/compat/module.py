@@ -23,6 +23,7 @@ from trtshim.compat.contract import (
     InputSpec,
     dim_names_of_manifest,
     input_specs_of,
+    paths_of_manifest,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class CompiledModule(nn.Module):
         fixes: FixReport | None = None,
         manifest: dict[str, Any] | None = None,
         dim_names: dict[str, str] | None = None,
+        input_paths: list[str] | None = None,
     ) -> None:
         super().__init__()
         from trtshim.fixes.registry import FixReport
@@ -104,9 +106,10 @@ class CompiledModule(nn.Module):
             k != "user" for k, _ in self._slot_plan[: len(self._slot_plan) - self._n_user]
         )
 
-        if dim_names is None and manifest is not None:
-            dim_names = dim_names_of_manifest(manifest)
-        self.input_specs: tuple[InputSpec, ...] = tuple(input_specs_of(program, dim_names))
+        if manifest is not None:
+            dim_names = dim_names_of_manifest(manifest) if dim_names is None else dim_names
+            input_paths = paths_of_manifest(manifest) if input_paths is None else input_paths
+        self.input_specs: tuple[InputSpec, ...] = tuple(input_specs_of(program, dim_names, input_paths))
         self._contract = InputContract(program, self.input_specs)
         out_spec = program.call_spec.out_spec
         self._binder = InputBinder(program.call_spec.in_spec, self.input_specs)

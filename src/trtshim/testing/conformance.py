@@ -3,7 +3,9 @@
 The rule: for every input, a trtshim module (compiled or loaded) either returns what eager returns,
 where torch's round-tripped ``.module()`` runs too, or refuses with ``InputMismatchError`` where torch
 refuses: its module raises, its own input check (``_check_input_constraints_for_graph``) would, or
-eager itself fails. Refusing where torch runs is allowed only where torch's answer is wrong.
+eager itself fails. Refusing where torch runs is allowed only where torch's answer is wrong; running
+where torch's module raises only where torch's own input check accepts the call and trtshim's result
+equals eager's (torch 2.2's module takes no keywords, for one: a torch-only failure).
 ``compare`` returns a verdict instead of asserting, so that zoo and generated-program runs can count.
 """
 
@@ -18,6 +20,8 @@ import torch
 from torch.utils import _pytree as pytree
 
 OK, SAME_REFUSAL, TRTSHIM_ONLY = "ok", "same refusal as torch", "trtshim-only failure"
+TORCH_ONLY = "torch-only failure"  # torch's module refused a call its own input check accepts; trtshim ran it right
+STRICTER = "stricter than this torch"  # a non-tensor input of equal value, other type: refused as torch 2.3-2.8 do
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,47 @@ class Verdict:
         return self.kind == TRTSHIM_ONLY
 
 
-def torch_round_trip(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
-    """``torch.export.load(torch.export.save(ep))``, in memory."""
-    buf = io.BytesIO()
-    torch.export.save(ep, buf)
-    buf.seek(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.export.load(buf)
+class Reference:
+    """torch's own round trip of a program: ``torch.export.load(torch.export.save(ep))`` (in memory)
+    and its ``.module()``, built once. ``round_trip=False``: the program as it is, for a torch that
+    cannot read its own archive of it."""
+
+    def __init__(self, ep: torch.export.ExportedProgram, *, round_trip: bool = True) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if round_trip:
+                buf = io.BytesIO()
+                torch.export.save(ep, buf)
+                buf.seek(0)
+                ep = torch.export.load(buf)
+            self.program = ep
+            self.module = ep.module()
+
+
+def torch_round_trip(ep: torch.export.ExportedProgram) -> Reference:
+    return Reference(ep)
+
+
+def save_and_load(compiled: Any, path: Any) -> tuple[Any | None, Reference, str | None]:
+    """(trtshim's ``load(save(compiled))``, torch's reference, why torch's own round trip failed).
+
+    Where torch cannot read its own archive of the program (torch 2.2 with non-tensor inputs), trtshim
+    must refuse with one of its errors (the loaded module is then None) or load it correctly; the
+    reference is then the program as it is.
+    """
+    from trtshim import compat
+    from trtshim.errors import TrtShimError
+
+    try:
+        reference = Reference(compiled.program)
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        try:
+            loaded = compat.load(compat.save(compiled, path))
+        except TrtShimError:
+            loaded = None
+        return loaded, Reference(compiled.program, round_trip=False), why
+    return compat.load(compat.save(compiled, path)), reference, None
 
 
 def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
@@ -47,9 +84,13 @@ def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...],
         from torch._export.utils import _check_input_constraints_for_graph
     except ImportError:
         return None
+    if not hasattr(pytree, "tree_flatten_with_path"):  # torch 2.2
+        return None
+    from trtshim.compat.contract import children
+
     in_spec = ep.call_spec.in_spec
     try:
-        order = list(in_spec.children_specs[1].context) if in_spec is not None else list(kwargs)
+        order = list(children(in_spec)[1].context) if in_spec is not None else list(kwargs)
     except (AttributeError, IndexError):
         order = list(kwargs)
     if set(order) != set(kwargs):
@@ -68,6 +109,21 @@ def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...],
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _equal_value_other_type(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Some non-tensor input equals its exported value but has another type (3.0 for 3, 1 for True)."""
+    from trtshim.compat.contract import InputBinder, input_specs_of
+
+    specs = input_specs_of(ep)
+    try:
+        flat = InputBinder(ep.call_spec.in_spec, specs).flatten(args, kwargs)
+    except Exception:  # noqa: BLE001 - another structure: not this case
+        return False
+    return any(
+        s.kind == "constant" and s.value is not None and type(x) is not type(s.value) and x == s.value
+        for s, x in zip(specs, flat)
+    )
 
 
 def _run(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, Any]:
@@ -100,21 +156,32 @@ def _close(a: Any, b: Any, atol: float) -> bool:
 def compare(
     model: Any,
     ours: Any,
-    reference: torch.export.ExportedProgram,
+    reference: Reference,
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None = None,
     *,
     atol: float = 1e-5,
+    outcome: tuple[bool, Any] | None = None,
 ) -> Verdict:
-    """One call of ``ours`` against eager ``model`` and torch's round-tripped ``reference`` program."""
+    """One call of ``ours`` against eager ``model`` and torch's round-tripped ``reference`` program.
+
+    ``outcome``: ``ours``' result obtained elsewhere (another process), as ``(True, flat leaves)`` or
+    ``(False, the exception)``; eager's and torch's results are then compared as flat leaves too.
+    """
     from trtshim.errors import InputMismatchError
 
     kwargs = dict(kwargs or {})
     eager_ok, expected = _run(model, args, kwargs)
-    ref_ok, theirs = _run(reference.module(), args, kwargs)
-    our_ok, got = _run(ours, args, kwargs)
+    ref_ok, theirs = _run(reference.module, args, kwargs)
+    our_ok, got = outcome if outcome is not None else _run(ours, args, kwargs)
+    if outcome is not None:
+        expected = pytree.tree_leaves(expected) if eager_ok else expected
+        theirs = pytree.tree_leaves(theirs) if ref_ok else theirs
     if our_ok:
         if not ref_ok:
+            refused = torch_check_refuses(reference.program, args, kwargs)
+            if refused is None and eager_ok and _close(got, expected, atol):
+                return Verdict(TORCH_ONLY, f"torch's module raised {type(theirs).__name__}: {theirs}")
             return Verdict(TRTSHIM_ONLY, f"torch refused ({type(theirs).__name__}: {theirs}), trtshim ran")
         if not _close(got, theirs, atol):
             return Verdict(TRTSHIM_ONLY, "trtshim's result differs from torch's round trip")
@@ -125,9 +192,11 @@ def compare(
         return Verdict(SAME_REFUSAL, f"{type(got).__name__}: {got}")
     if not isinstance(got, InputMismatchError):
         return Verdict(TRTSHIM_ONLY, f"trtshim raised {type(got).__name__}: {got}, torch ran")
-    check = torch_check_refuses(reference, args, kwargs)
+    check = torch_check_refuses(reference.program, args, kwargs)
     if check is not None:
         return Verdict(SAME_REFUSAL, f"torch's input check: {check}")
     if not _close(theirs, expected, atol):
         return Verdict(SAME_REFUSAL, "torch runs it but returns a wrong result; trtshim refuses")
+    if _equal_value_other_type(reference.program, args, kwargs):
+        return Verdict(STRICTER, got.reason)
     return Verdict(TRTSHIM_ONLY, f"trtshim refused ({got.reason}), torch ran it correctly")

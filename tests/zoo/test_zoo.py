@@ -1,0 +1,291 @@
+"""The model zoo: torchvision, timm and Hugging Face transformers models built from configs (random
+weights, no downloads), compiled by trtshim, saved, loaded in a fresh process, and compared call by
+call with torch's own ``torch.export.export`` -> ``save`` -> ``load`` -> ``.module()`` round trip
+(``trtshim.testing.conformance``). Runs in ``nox -s zoo`` (``TRTSHIM_ZOO=1``); each model's row
+(ok / same refusal as torch / trtshim-only failure) goes to ``$TRTSHIM_RESULTS/zoo/<torch>.json``
+for ``tools/zoo_report.py``."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+if not os.environ.get("TRTSHIM_ZOO"):
+    pytest.skip("the model zoo runs in `nox -s zoo` (TRTSHIM_ZOO=1)", allow_module_level=True)
+
+import torch
+from torch.export import Dim
+
+from conftest import run_python
+from trtshim import compat, errors
+from trtshim.compat.backends import export as export_backend
+from trtshim.compat.manifest import read_manifest
+from trtshim.testing import conformance
+
+LINE = compat.detect().torch.line  # type: ignore[union-attr]
+RESULTS = os.environ.get("TRTSHIM_RESULTS", "")
+
+
+@dataclass
+class Case:
+    model: torch.nn.Module
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    dynamic: Any = None
+    probes: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    atol: float = 1e-4
+
+
+def _image(b: int, size: int = 32) -> torch.Tensor:
+    return torch.randn(b, 3, size, size)
+
+
+def _ids(b: int, s: int) -> torch.Tensor:
+    return torch.randint(0, 100, (b, s))
+
+
+def _vision(model: torch.nn.Module, size: int, dynamic: Any, batches: tuple[int, ...], atol: float = 1e-4) -> Case:
+    probes = [("new values", (_image(2, size),), {})]
+    probes += [(f"batch {b}", (_image(b, size),), {}) for b in batches]
+    probes.append(("other image size", (_image(2, size + 8),), {}))
+    return Case(model.eval(), (_image(2, size),), dynamic=dynamic, probes=probes, atol=atol)
+
+
+def torchvision_resnet18() -> Case:
+    tv = pytest.importorskip("torchvision")
+    return _vision(tv.models.resnet18(num_classes=10), 64, {"x": {0: Dim("batch", max=8)}}, (1, 5, 8, 9))
+
+
+def torchvision_mobilenet_v3() -> Case:
+    tv = pytest.importorskip("torchvision")
+    return _vision(tv.models.mobilenet_v3_small(num_classes=10), 64, None, (3,))
+
+
+def torchvision_vit() -> Case:
+    tv = pytest.importorskip("torchvision")
+    vit = tv.models.VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=10
+    )
+    return _vision(vit, 32, {"x": {0: Dim("batch")}}, (1, 3, 17))
+
+
+def timm_resnet10t() -> Case:
+    timm = pytest.importorskip("timm")
+    return _vision(timm.create_model("resnet10t", pretrained=False, num_classes=10), 64, {"x": {0: Dim("batch")}}, (1, 3, 12))
+
+
+def timm_vit_tiny() -> Case:
+    timm = pytest.importorskip("timm")
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2, num_classes=10
+    )
+    return _vision(vit, 32, None, (3,))
+
+
+def _hf() -> Any:
+    return pytest.importorskip("transformers")
+
+
+def bert_encoder() -> Case:
+    tf = _hf()
+    config = tf.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    ids, mask = _ids(2, 8), torch.ones(2, 8, dtype=torch.long)
+    batch, seq = Dim("batch"), Dim("seq", max=64)
+    dyn = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
+    probes = [
+        ("new ids", (), {"input_ids": _ids(2, 8), "attention_mask": mask}),
+        ("keywords in another order", (), {"attention_mask": mask, "input_ids": _ids(2, 8)}),
+        ("seq 16, batch 5", (), {"input_ids": _ids(5, 16), "attention_mask": torch.ones(5, 16, dtype=torch.long)}),
+        ("seq 65 (above max)", (), {"input_ids": _ids(2, 65), "attention_mask": torch.ones(2, 65, dtype=torch.long)}),
+        ("mask of another length", (), {"input_ids": _ids(2, 8), "attention_mask": torch.ones(2, 9, dtype=torch.long)}),
+    ]
+    return Case(tf.BertModel(config).eval(), (), {"input_ids": ids, "attention_mask": mask}, dyn, probes)
+
+
+def bert_classifier_tuple() -> Case:
+    tf = _hf()
+    config = tf.BertConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, num_labels=3
+    )
+    ids = _ids(2, 8)
+    probes = [
+        ("new ids", (), {"input_ids": _ids(2, 8), "return_dict": False}),
+        ("return_dict changed", (), {"input_ids": ids, "return_dict": True}),
+        ("other seq (static)", (), {"input_ids": _ids(2, 9), "return_dict": False}),
+    ]
+    model = tf.BertForSequenceClassification(config).eval()
+    return Case(model, (), {"input_ids": ids, "return_dict": False}, None, probes)
+
+
+def gpt2_decoder() -> Case:
+    tf = _hf()
+    config = tf.GPT2Config(vocab_size=100, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    ids = _ids(2, 8)
+    probes = [
+        ("new ids", (), {"input_ids": _ids(2, 8), "use_cache": False}),
+        ("seq 20", (), {"input_ids": _ids(2, 20), "use_cache": False}),
+        ("use_cache changed", (), {"use_cache": True, "input_ids": ids}),
+        ("keywords in another order", (), {"use_cache": False, "input_ids": ids}),
+    ]
+    model = tf.GPT2LMHeadModel(config).eval()
+    return Case(model, (), {"input_ids": ids, "use_cache": False}, {"input_ids": {1: Dim("seq", max=64)}, "use_cache": None}, probes)
+
+
+def t5_encoder_decoder() -> Case:
+    tf = _hf()
+    config = tf.T5Config(
+        vocab_size=100, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=2, decoder_start_token_id=0
+    )
+    ids, dec = _ids(2, 8), _ids(2, 4)
+    probes = [
+        ("new ids", (), {"input_ids": _ids(2, 8), "decoder_input_ids": _ids(2, 4)}),
+        ("keywords in another order", (), {"decoder_input_ids": dec, "input_ids": ids}),
+        ("other decoder length (static)", (), {"input_ids": ids, "decoder_input_ids": _ids(2, 5)}),
+    ]
+    model = tf.T5ForConditionalGeneration(config).eval()
+    return Case(model, (), {"input_ids": ids, "decoder_input_ids": dec}, None, probes)
+
+
+def vit_vision() -> Case:
+    tf = _hf()
+    config = tf.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37
+    )
+    x = _image(2)
+    probes = [
+        ("new pixels", (), {"pixel_values": _image(2)}),
+        ("batch 6", (), {"pixel_values": _image(6)}),
+        ("batch 9 (above max)", (), {"pixel_values": _image(9)}),
+    ]
+    return Case(tf.ViTModel(config).eval(), (), {"pixel_values": x}, {"pixel_values": {0: Dim("batch", max=8)}}, probes)
+
+
+ZOO: dict[str, Callable[[], Case]] = {
+    "torchvision resnet18": torchvision_resnet18,
+    "torchvision mobilenet_v3_small": torchvision_mobilenet_v3,
+    "torchvision VisionTransformer": torchvision_vit,
+    "timm resnet10t": timm_resnet10t,
+    "timm vit_tiny": timm_vit_tiny,
+    "transformers BertModel (encoder)": bert_encoder,
+    "transformers BertForSequenceClassification (tuple)": bert_classifier_tuple,
+    "transformers GPT2LMHeadModel (decoder)": gpt2_decoder,
+    "transformers T5ForConditionalGeneration (encoder-decoder)": t5_encoder_decoder,
+    "transformers ViTModel (vision)": vit_vision,
+}
+
+CHILD = """
+import json, sys, torch, warnings
+warnings.simplefilter("ignore")
+from torch.utils import _pytree as pytree
+from trtshim import compat, errors
+from trtshim.compat.manifest import read_manifest
+path, probes_path, out_path = sys.argv[1:4]
+manifest, _ = read_manifest(path)
+modules = sorted({t["module"] for t in manifest.get("pytree_types", [])})
+first = None
+if modules:
+    try:
+        compat.load(path)
+        first = "loaded without imports"
+    except errors.MissingTypeError as exc:
+        first = exc.hint
+module = compat.load(path, allow_imports=modules)
+results = []
+for args, kwargs in torch.load(probes_path, weights_only=False):
+    try:
+        with torch.inference_mode():
+            results.append(("ok", pytree.tree_leaves(module(*args, **kwargs))))
+    except Exception as exc:
+        results.append(("refused", type(exc).__name__, getattr(exc, "reason", str(exc))))
+torch.save(results, out_path)
+print(json.dumps({"without_imports": first, "modules": modules}))
+"""
+
+
+def _record(row: dict[str, Any]) -> None:
+    if not RESULTS:
+        return
+    os.makedirs(os.path.join(RESULTS, "zoo"), exist_ok=True)
+    path = os.path.join(RESULTS, "zoo", f"{LINE}.json")
+    rows = json.loads(Path(path).read_text()) if os.path.exists(path) else []
+    rows = [r for r in rows if r["model"] != row["model"]] + [row]
+    Path(path).write_text(json.dumps(rows, indent=1))
+
+
+def _child_outcome(entry: tuple[Any, ...]) -> tuple[bool, Any]:
+    if entry[0] == "ok":
+        return True, entry[1]
+    cls = getattr(errors, entry[1], None)
+    exc = cls(entry[2]) if isinstance(cls, type) and issubclass(cls, errors.TrtShimError) else RuntimeError(f"{entry[1]}: {entry[2]}")
+    return False, exc
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_conforms_to_torch(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    case = ZOO[name]()
+    row: dict[str, Any] = {"model": name, "torch": torch.__version__}
+    strict = export_backend.default_strict(compat.detect())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            plain = torch.export.export(case.model, case.args, case.kwargs, dynamic_shapes=case.dynamic, strict=strict)
+            torch_error = None
+        except Exception as exc:
+            plain, torch_error = None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        try:
+            compiled = compat.compile(case.model, case.args, example_kwargs=case.kwargs, dynamic_shapes=case.dynamic, backend="export")
+        except errors.CompileError as exc:
+            row.update(verdict=conformance.SAME_REFUSAL if torch_error else conformance.TRTSHIM_ONLY, detail=exc.reason[:300])
+            _record(row)
+            assert torch_error, f"trtshim failed to compile what torch exports: {exc}"
+            return
+    assert plain is not None, f"trtshim compiled what torch.export.export refused: {torch_error}"
+    reference = conformance.torch_round_trip(plain)
+    path = compat.save(compiled, tmp_path / "model.pt2")
+    manifest, _ = read_manifest(path)
+    assert manifest is not None
+    probes_path = tmp_path / "probes.pt"
+    torch.save([(a, k) for _, a, k in case.probes], probes_path)
+    out_path = tmp_path / "out.pt"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = run_python(
+        f"import runpy, sys; sys.argv = ['child', {str(path)!r}, {str(probes_path)!r}, {str(out_path)!r}]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    fresh = torch.load(out_path, weights_only=False)
+    counts: Counter[str] = Counter()
+    failures = []
+    for (label, args, kwargs), entry in zip(case.probes, fresh):
+        for where, verdict in (
+            ("in process", conformance.compare(case.model, compiled, reference, args, kwargs, atol=case.atol)),
+            (
+                "fresh process",
+                conformance.compare(case.model, None, reference, args, kwargs, atol=case.atol, outcome=_child_outcome(entry)),
+            ),
+        ):
+            counts[verdict.kind] += 1
+            if verdict.failed:
+                failures.append(f"{label} ({where}): {verdict.detail}")
+    row.update(
+        verdict=conformance.TRTSHIM_ONLY if failures else conformance.OK,
+        probes=dict(counts),
+        pytree_types=[t["type"] for t in manifest.get("pytree_types", [])],
+        without_imports=child["without_imports"],
+        detail="; ".join(failures)[:500],
+    )
+    _record(row)
+    assert not failures, "\n".join(failures)
