@@ -36,6 +36,7 @@ def render(folder: str) -> str:
         "`torch.export.export` -> `save` -> `load` -> `.module()` round trip (`trtshim.testing.conformance`).",
         "A cell is `ok` (every probe: same output, or refused where torch refuses), `same refusal as torch`",
         "(torch cannot export it either) or a trtshim-only failure. `n/m`: probe verdicts ok / same refusal.",
+        "`strict=False`: torch's default strict export refused it (torch <= 2.4), so both exported non-strictly.",
         "",
         "| model | " + " | ".join(f"torch {versions[line]}" for line in lines_) + " |",
         "|---|" + "---|" * len(lines_),
@@ -51,6 +52,7 @@ def render(folder: str) -> str:
             totals[row["verdict"]] += 1
             probes = row.get("probes") or {}
             extra = f" ({probes.get('ok', 0)}/{probes.get('same refusal as torch', 0)})" if probes else ""
+            extra += ", strict=False" if row.get("strict_false") else ""
             cells.append(MARK[row["verdict"]] + extra)
         out.append(f"| {model} | " + " | ".join(cells) + " |")
     out += ["", "Totals: " + ", ".join(f"{k}: {v}" for k, v in totals.items()), ""]

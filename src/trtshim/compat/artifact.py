@@ -246,7 +246,7 @@ def save(
             else program
         )
         buf = io.BytesIO()
-        torch.export.save(source, buf)
+        _torch_save(source, buf)
         extra[SOURCE_NAME] = base64.b64encode(buf.getvalue()).decode("ascii")
         manifest["source"] = {
             "member": SOURCE_NAME,
@@ -254,7 +254,21 @@ def save(
             "compile": module.compile_options,
         }
     extra[MANIFEST_NAME] = json.dumps(manifest, indent=1)
-    return _write_atomically(path, lambda fh: torch.export.save(program, fh, extra_files=extra))
+    return _write_atomically(path, lambda fh: _torch_save(program, fh, extra_files=extra))
+
+
+def _torch_save(program: Any, fh: Any, extra_files: dict[str, str] | None = None) -> None:
+    """``torch.export.save``, its refusals as our error (torch 2.3 cannot serialize bool inputs)."""
+    try:
+        torch.export.save(program, fh, extra_files=extra_files)
+    except OSError:
+        raise  # the disk, not the program
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ArtifactError(
+            f"torch {torch.__version__}'s torch.export.save cannot write this program: {type(exc).__name__}: {first}",
+            "a plain torch.export.save fails the same way; pass the value as a tensor, or save on another torch",
+        ) from exc
 
 
 def _write_atomically(path: str, write: Any) -> str:

@@ -106,12 +106,15 @@ def format_manifest(manifest: dict[str, Any]) -> str:
         f"  python         {env.get('python')} ({env.get('platform')})",
     ]
     for i, spec in enumerate(manifest.get("inputs", [])):
-        lines.append(f"  input {i}        {spec.get('name')} {_input_summary(spec)}")
+        lines.append(f"  input {i}        {spec.get('path') or spec.get('name')} {_input_summary(spec)}")
     ops = manifest.get("custom_ops", [])
     lines.append(
         "  custom ops     "
         + (", ".join(f"{o['qualname']} ({o.get('module') or '?'})" for o in ops) or "none")
     )
+    types = manifest.get("pytree_types") or []
+    if types:
+        lines.append("  pytree types   " + ", ".join(f"{t.get('type')} ({t.get('module')})" for t in types))
     fixes = [f["id"] for f in manifest.get("fixes", []) if f.get("applied")]
     lines.append("  fixes applied  " + (", ".join(fixes) or "none"))
     return "\n".join(lines)

@@ -5,7 +5,10 @@ where torch's round-tripped ``.module()`` runs too, or refuses with ``InputMisma
 refuses: its module raises, its own input check (``_check_input_constraints_for_graph``) would, or
 eager itself fails. Refusing where torch runs is allowed only where torch's answer is wrong; running
 where torch's module raises only where torch's own input check accepts the call and trtshim's result
-equals eager's (torch 2.2's module takes no keywords, for one: a torch-only failure).
+equals eager's (torch 2.2's module takes no keywords, torch <= 2.8 refuses dicts in another key order:
+a torch-only failure). trtshim is stricter than some torch in two ways, counted apart: a non-tensor
+input of equal value and another type (3.0 for 3) is refused on every torch, as torch 2.3-2.8's own
+check does; on torch 2.2, which checks dim ranges only, ranks and values are checked all the same.
 ``compare`` returns a verdict instead of asserting, so that zoo and generated-program runs can count.
 """
 
@@ -21,7 +24,7 @@ from torch.utils import _pytree as pytree
 
 OK, SAME_REFUSAL, TRTSHIM_ONLY = "ok", "same refusal as torch", "trtshim-only failure"
 TORCH_ONLY = "torch-only failure"  # torch's module refused a call its own input check accepts; trtshim ran it right
-STRICTER = "stricter than this torch"  # a non-tensor input of equal value, other type: refused as torch 2.3-2.8 do
+STRICTER = "stricter than this torch"  # refused what this torch runs: 3.0 for 3 (as torch 2.3-2.8 do), ranks on 2.2
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,27 @@ def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...],
     return None
 
 
+def has_input_check() -> bool:
+    """torch >= 2.3 checks ranks, sizes and non-tensor values of a call; torch 2.2 only dim ranges."""
+    import inspect
+
+    try:
+        from torch._export.utils import _check_input_constraints_for_graph
+    except ImportError:
+        return False
+    return "flat_args_with_path" in inspect.signature(_check_input_constraints_for_graph).parameters
+
+
+def _dict_order_only(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """The call differs from the exported structure only in the order of some dict's keys (torch >= 2.9
+    accepts that; older torch refuses it)."""
+    from trtshim.compat.contract import _in_spec_order
+
+    in_spec = ep.call_spec.in_spec
+    raw = pytree.tree_flatten((args, kwargs))[1]
+    return raw != in_spec and pytree.tree_flatten(_in_spec_order((args, kwargs), in_spec))[1] == in_spec
+
+
 def _equal_value_other_type(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Some non-tensor input equals its exported value but has another type (3.0 for 3, 1 for True)."""
     from trtshim.compat.contract import InputBinder, input_specs_of
@@ -118,7 +142,7 @@ def _equal_value_other_type(ep: torch.export.ExportedProgram, args: tuple[Any, .
     specs = input_specs_of(ep)
     try:
         flat = InputBinder(ep.call_spec.in_spec, specs).flatten(args, kwargs)
-    except Exception:  # noqa: BLE001 - another structure: not this case
+    except Exception:
         return False
     return any(
         s.kind == "constant" and s.value is not None and type(x) is not type(s.value) and x == s.value
@@ -180,7 +204,8 @@ def compare(
     if our_ok:
         if not ref_ok:
             refused = torch_check_refuses(reference.program, args, kwargs)
-            if refused is None and eager_ok and _close(got, expected, atol):
+            agrees = refused is None or _dict_order_only(reference.program, args, kwargs)
+            if agrees and eager_ok and _close(got, expected, atol):
                 return Verdict(TORCH_ONLY, f"torch's module raised {type(theirs).__name__}: {theirs}")
             return Verdict(TRTSHIM_ONLY, f"torch refused ({type(theirs).__name__}: {theirs}), trtshim ran")
         if not _close(got, theirs, atol):
@@ -199,4 +224,6 @@ def compare(
         return Verdict(SAME_REFUSAL, "torch runs it but returns a wrong result; trtshim refuses")
     if _equal_value_other_type(reference.program, args, kwargs):
         return Verdict(STRICTER, got.reason)
+    if not has_input_check():
+        return Verdict(STRICTER, f"torch {torch.__version__} checks dim ranges only: {got.reason}")
     return Verdict(TRTSHIM_ONLY, f"trtshim refused ({got.reason}), torch ran it correctly")
