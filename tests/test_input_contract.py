@@ -134,8 +134,10 @@ def test_a_hybrid_graph_with_an_unbounded_batch(tmp_path: Path) -> None:
     path = compat.save(hybrid, tmp_path / "seed.pt2", example_inputs=(x,))
     manifest, _ = read_manifest(path)
     (torch_range,) = torch.export.export(model, (x,), dynamic_shapes=dynamic).range_constraints.values()
-    assert manifest is not None  # no bound (torch 2.2 / 2.3 strict export caps conv batches at 15)
-    assert manifest["inputs"][0]["dynamic"][0]["max"] == bound_of(torch_range.upper)
+    batch = next(n for n in hybrid.graph.nodes if n.op == "placeholder").meta["val"].shape[0].node
+    refined = batch.shape_env.var_to_range[batch.expr]  # torch 2.3's strict export learns batch <= 15 for convs
+    assert manifest is not None
+    assert manifest["inputs"][0]["dynamic"][0]["max"] in (bound_of(torch_range.upper), bound_of(refined.upper))
     loaded = compat.load(path)
     with torch.inference_mode():
         for n in (2, 5, 15):
@@ -238,7 +240,7 @@ def test_registered_pytree_outputs_name_their_module(tmp_path: Path) -> None:
     ]
     plain = tmp_path / "plain.pt2"
     torch.export.save(compiled.program, plain)
-    env = {"PYTHONPATH": os.path.dirname(__file__)}
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (os.path.dirname(__file__), os.environ.get("PYTHONPATH")) if p)}
     script = tmp_path / "child.py"
     script.write_text(LOAD_DETECTION)
     for artifact in (path, plain):

@@ -619,7 +619,8 @@ def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
         )
     if "schema version" in text.lower():
         return IncompatibleArtifactError(f"torch.export.load refused {path}: {text}")
-    unregistered = re.search(r"Deserializing (\S+) in pytree is not registered", text)
+    # torch <= 2.14: "... in pytree is not registered"; 2.15: "... failed because the serialized type is not registered"
+    unregistered = re.search(r"Deserializing (\S+) in pytree (?:is|failed because the serialized type is) not registered", text)
     if unregistered:
         module = pytree_types.module_of_serialized_name(unregistered.group(1))
         return MissingTypeError(
