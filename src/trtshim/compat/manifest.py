@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from typing import Any
 
+from trtshim.compat.manifest_schema import MAX_MANIFEST_BYTES, validate
 from trtshim.errors import ArtifactNotFoundError, CorruptedArtifactError, NotAnArtifactError
 
 MANIFEST_NAME = "trtshim_manifest.json"
@@ -54,7 +56,7 @@ def verify_checksums(path: str | os.PathLike[str]) -> None:
     with zf:
         try:
             bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise CorruptedArtifactError(f"{path} cannot be read to the end: {exc}") from exc
     if bad is not None:
         raise CorruptedArtifactError(f"{path} is damaged: the checksum of its member {bad!r} does not match")
@@ -77,17 +79,26 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, 
         kind = archive_kind(names)
         if kind == "unknown":
             raise NotAnArtifactError(f"{path} is a zip archive, but not a torch.export or TorchScript one")
-        entry = next((n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_NAME), None)
-        if entry is None:
+        entries = [n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_NAME]
+        if not entries:
             return None, kind
+        if len(entries) > 1:
+            raise CorruptedArtifactError(f"{path} holds {len(entries)} manifests", "the file was edited; re-save it")
         try:
-            data = zf.read(entry)
+            with zf.open(entries[0]) as fh:  # read at most the cap: declared sizes can lie (deflate bombs)
+                data = fh.read(MAX_MANIFEST_BYTES + 1)
+            if len(data) > MAX_MANIFEST_BYTES:
+                raise CorruptedArtifactError(
+                    f"the manifest inside {path} is larger than {MAX_MANIFEST_BYTES // 2**20} MiB",
+                    "real manifests are a few kB: the file was edited",
+                )
             manifest = json.loads(data.decode("utf-8"))
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise CorruptedArtifactError(f"the manifest inside {path} cannot be read: {exc}") from exc
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RecursionError) as exc:
+            what = "is nested too deeply" if isinstance(exc, RecursionError) else f"cannot be read: {exc}"
+            raise CorruptedArtifactError(f"the manifest inside {path} {what}") from exc
     if not isinstance(manifest, dict) or "schema" not in manifest:
         raise CorruptedArtifactError(f"the manifest inside {path} is not a trtshim manifest")
-    return manifest, kind
+    return validate(manifest, path), kind
 
 
 def format_manifest(manifest: dict[str, Any]) -> str:
