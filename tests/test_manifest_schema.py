@@ -116,3 +116,49 @@ def test_mutated_manifests_never_escape(artifact: Path, tmp_path_factory: pytest
     reference = compat.load(artifact)
     with torch.inference_mode():
         assert torch.equal(loaded(x), reference(x))  # a field nothing reads may change; the model may not
+
+
+def _copy_with(src: Path, dst: Path, extra: list[tuple[str, bytes]], *, compress: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compress) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+        for name, data in extra:
+            zout.writestr(name, data)
+    return dst
+
+
+@pytest.mark.parametrize("name", ["../../etc/evil", "/abs/evil", "a/../../evil", "C:/evil"])
+def test_member_names_that_escape_the_archive_are_refused(artifact: Path, tmp_path: Path, name: str) -> None:
+    bad = _copy_with(artifact, tmp_path / "escape.pt2", [(name, b"x")])
+    with pytest.raises(errors.CorruptedArtifactError, match="escapes the archive"):
+        compat.load(bad)
+
+
+def test_a_duplicated_member_is_refused(artifact: Path, tmp_path: Path) -> None:
+    """Two members of one name: torch's reader takes one of them; edited weights rode in that way."""
+    with zipfile.ZipFile(artifact) as zf:
+        weights = next(i for i in zf.infolist() if "data/" in i.filename or "weights" in i.filename)
+        data = zf.read(weights)
+    bad = tmp_path / "dup.pt2"
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        _copy_with(artifact, bad, [(weights.filename, bytes(len(data)))])
+    with pytest.raises(errors.CorruptedArtifactError, match="twice"):
+        compat.load(bad)
+
+
+def test_a_size_deflate_cannot_produce_is_refused_before_reading(artifact: Path, tmp_path: Path) -> None:
+    """A member declaring 2 GiB from a few compressed bytes (a bomb, or a lie) is refused from the directory."""
+    import struct
+
+    bad = _copy_with(artifact, tmp_path / "bomb.pt2", [("extra/bomb.txt", b"0" * 1000)], compress=zipfile.ZIP_DEFLATED)
+    raw = bytearray(bad.read_bytes())
+    name = b"extra/bomb.txt"
+    for signature, size_at in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # central directory, local header
+        at = raw.find(signature)
+        while at != -1 and name not in raw[at : at + 46 + len(name) + 4]:
+            at = raw.find(signature, at + 4)
+        assert at != -1
+        raw[at + size_at : at + size_at + 4] = struct.pack("<I", 2**31)
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(errors.CorruptedArtifactError, match="more than deflate can produce"):
+        compat.load(bad)

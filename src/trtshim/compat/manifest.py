@@ -36,7 +36,34 @@ def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
             raise CorruptedArtifactError(f"{path} is a damaged zip archive (truncated?): {exc}") from exc
         shown = head.hex() if head else "an empty file"
         raise NotAnArtifactError(f"{path} is not a zip archive (it starts with {shown})") from exc
+    try:
+        _check_members(path, zf.infolist())
+    except CorruptedArtifactError:
+        zf.close()
+        raise
     return zf, zf.namelist()
+
+
+def _check_members(path: str, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse what no torch writes and a reader could be fooled by: member names that escape the archive,
+    the same name twice (readers disagree on which one counts), sizes deflate cannot produce."""
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
+            raise CorruptedArtifactError(f"{path} has a member whose name escapes the archive: {name!r}")
+        if name in seen:
+            raise CorruptedArtifactError(
+                f"{path} holds the member {name!r} twice", "the file was edited after it was saved"
+            )
+        seen.add(name)
+        if info.compress_type != zipfile.ZIP_STORED and info.file_size > 1100 * info.compress_size + 2**20:
+            raise CorruptedArtifactError(
+                f"{path} declares {info.file_size} bytes for its member {name!r} from {info.compress_size} "
+                "compressed bytes, more than deflate can produce",
+                "the file was edited after it was saved",
+            )
 
 
 def read_member(path: str | os.PathLike[str], name: str) -> bytes:
