@@ -89,7 +89,7 @@ MANIFEST = {
     "environment": ENVIRONMENT,
     "backend": str,
     "format": str,
-    "export_schema": ListOf(int, length=2),
+    "export_schema": Opt(ListOf(int, length=2), None),  # null for TorchScript archives
     "exporter": (str, Null),
     "inputs": ListOf(INPUT),
     "custom_ops": ListOf(OP),
