@@ -13,7 +13,7 @@ from torch import nn
 from torch.export import Dim
 
 from trtshim import compat, errors
-from trtshim.compat.contract import bound_of
+from trtshim.compat.input_specs import bound_of
 from trtshim.compat.manifest import format_manifest, read_manifest
 from trtshim.testing import conformance
 

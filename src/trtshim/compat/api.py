@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from trtshim.compat import backends
-from trtshim.compat.contract import dim_names, input_paths
 from trtshim.compat.environment import detect
+from trtshim.compat.input_names import dim_names, input_paths
 from trtshim.compat.module import CompiledModule
 from trtshim.errors import OptionError, UnsupportedModelError
 from trtshim.fixes import REGISTRY, select

@@ -12,304 +12,17 @@ keywords by name in any order, dicts by key.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch.export import ExportedProgram
 from torch.utils import _pytree as pytree
 
 from trtshim.compat import program as prog
+from trtshim.compat.input_specs import DynamicDim, InputSpec, shown_bound
 from trtshim.errors import InputMismatchError
-
-_CONSTANT_TYPES = (bool, int, float, str)
-
-
-class DynamicDim(NamedTuple):
-    """A dynamic dim of an input. ``axis`` is None when the input itself is a dynamic int."""
-
-    axis: int | None
-    symbol: str  # torch's symbol (``s0``, ``s77``) or expression (``2*s0``)
-    min: int
-    max: int | None  # None: no upper bound
-    dim: str | None = None  # the name of the user's ``torch.export.Dim``, where known
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What one flat user input must look like. ``shape`` holds ints for static dims, symbols for dynamic."""
-
-    name: str
-    dtype: torch.dtype | None  # None: a non-tensor input
-    shape: tuple[int | str, ...]
-    dynamic: tuple[DynamicDim, ...]
-    kind: str = "tensor"  # "tensor" | "constant" (int/float/str/bool/None) | "symint" | "object"
-    value: Any = None  # the exported value of a constant input
-    path: str | None = None  # what the user calls it (``x``, ``inputs['mask']``), where known
-
-    @property
-    def label(self) -> str:
-        return self.path or self.name
-
-    @property
-    def static_dims(self) -> tuple[tuple[int, int], ...]:
-        return tuple((i, d) for i, d in enumerate(self.shape) if isinstance(d, int))
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "dtype": str(self.dtype).replace("torch.", "") if self.dtype is not None else None,
-            "shape": list(self.shape),
-            "dynamic": [
-                {"axis": d.axis, "symbol": d.symbol, "min": d.min, "max": d.max, "dim": d.dim}
-                for d in self.dynamic
-            ],
-        }
-        if self.path is not None and self.path != self.name:
-            out["path"] = self.path
-        if self.kind != "tensor":
-            out["kind"] = self.kind
-            if self.kind == "constant":
-                out["value"] = _json_value(self.value)
-                out["type"] = type(self.value).__name__
-        return out
-
-    def describe(self) -> str:
-        """``float32 [batch, 3, 16, 16]``, ``int = 3``, ``SymInt n in [1, 8]``: for messages and inspect."""
-        if self.kind == "constant":
-            return f"{type(self.value).__name__} = {self.value!r}"
-        names = {d.axis: (d.dim or d.symbol) for d in self.dynamic}
-        if self.kind == "symint":
-            d = self.dynamic[0] if self.dynamic else None
-            return f"SymInt {names.get(None, '?')} in [{d.min if d else 0}, {_shown(d.max if d else None)}]"
-        if self.kind == "object":
-            return "object"
-        dims = [str(names.get(i, s)) for i, s in enumerate(self.shape)]
-        return f"{str(self.dtype).replace('torch.', '')} [{', '.join(dims)}]"
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no nan / inf
-    return value
-
-
-def _shown(bound: int | None) -> str:
-    return "inf" if bound is None else str(bound)
-
-
-def bound_of(value: Any) -> int | None:
-    """A range bound as an int, or None for no bound (sympy ``oo``, torch's ``int_oo``, ``sys.maxsize``)."""
-    if value is None:
-        return None
-    try:
-        v = int(value)
-    except Exception:  # int(int_oo) raises AttributeError, int(sympy.oo) TypeError
-        return None
-    return v if abs(v) < 2**62 else None
-
-
-def _ranges(ep: ExportedProgram) -> dict[str, tuple[int, int | None]]:
-    out: dict[str, tuple[int, int | None]] = {}
-    for sym, r in ep.range_constraints.items():
-        out[str(sym)] = (bound_of(getattr(r, "lower", 0)) or 0, bound_of(getattr(r, "upper", None)))
-    return out
-
-
-def _dynamic(expr: Any, axis: int | None, ranges: Mapping[str, tuple[int, int | None]], names: Mapping[str, str]) -> DynamicDim:
-    symbol = str(expr)
-    lo, hi = ranges.get(symbol, (0, None))
-    return DynamicDim(axis, symbol, lo, hi, names.get(symbol))
-
-
-def input_specs_of(
-    ep: ExportedProgram, dim_names: Mapping[str, str] | None = None, paths: Sequence[str] | None = None
-) -> list[InputSpec]:
-    """One ``InputSpec`` per flat user input, from the placeholders and the signature (``paths``: the
-    user's names of the inputs, from ``input_paths`` or a manifest)."""
-    ranges = _ranges(ep)
-    names = dim_names or {}
-    constants = {
-        getattr(s.arg, "name", None): s.arg.value
-        for s in ep.graph_signature.input_specs
-        if type(s.arg).__name__ == "ConstantArgument"
-    }
-    out: list[InputSpec] = []
-    for node in prog.user_input_placeholders(ep):
-        val = node.meta.get("val")
-        if isinstance(val, torch.Tensor):
-            shape: list[int | str] = []
-            dynamic: list[DynamicDim] = []
-            for axis, d in enumerate(val.shape):
-                if isinstance(d, int):
-                    shape.append(d)
-                    continue
-                shape.append(str(d))
-                dynamic.append(_dynamic(d, axis, ranges, names))
-            out.append(InputSpec(node.name, val.dtype, tuple(shape), tuple(dynamic)))
-        elif isinstance(val, torch.SymInt):
-            out.append(InputSpec(node.name, None, (), (_dynamic(val, None, ranges, names),), kind="symint"))
-        elif node.name in constants or val is None or isinstance(val, _CONSTANT_TYPES):
-            value = constants.get(node.name, val)
-            kind = "constant" if value is None or isinstance(value, _CONSTANT_TYPES) else "object"
-            out.append(InputSpec(node.name, None, (), (), kind=kind, value=value))
-        else:
-            out.append(InputSpec(node.name, None, (), (), kind="object"))
-    if paths is not None and len(paths) == len(out):
-        out = [dataclasses.replace(spec, path=p) for spec, p in zip(out, paths)]
-    return out
-
-
-# --- Dim names -------------------------------------------------------------------------------
-
-
-def _dim_name(d: Any) -> str | None:
-    """The name of a ``torch.export.Dim`` (a class before torch 2.9, an object since); None for hints."""
-    if d is None or isinstance(d, (int, str)):
-        return None
-    name = getattr(d, "__name__", None)
-    return name if isinstance(name, str) else None
-
-
-def _key(entry: Any) -> Any:
-    """A pytree key entry as ``int`` (sequence index), ``("k", key)`` (mapping) or ``("a", name)``."""
-    if hasattr(entry, "idx"):
-        return int(entry.idx)
-    if hasattr(entry, "key"):
-        return ("k", entry.key)
-    if hasattr(entry, "name"):
-        return ("a", entry.name)
-    return None
-
-
-def _leaf_paths(value: Any) -> list[tuple[Any, ...] | None]:
-    """The key path of each pytree leaf of ``value`` (None where it cannot be told)."""
-    with_path = getattr(pytree, "tree_flatten_with_path", None)
-    if with_path is not None:
-        return [tuple(_key(k) for k in path) for path, _ in with_path(value)[0]]
-
-    def walk(v: Any, prefix: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
-        if isinstance(v, (list, tuple)):
-            for i, x in enumerate(v):
-                yield from walk(x, (*prefix, i))
-        elif isinstance(v, dict):
-            for k, x in v.items():
-                yield from walk(x, (*prefix, ("k", k)))
-        else:
-            yield prefix
-
-    paths: list[tuple[Any, ...] | None] = list(walk(value, ()))  # torch 2.2: no paths from pytree
-    n = len(pytree.tree_leaves(value))
-    return paths if len(paths) == n else [None] * n
-
-
-def _follow(spec: Any, path: tuple[Any, ...]) -> Any:
-    for key in path:
-        if spec is None or key is None:
-            return None
-        if isinstance(key, tuple) and key[0] == "a":
-            spec = spec.get(key[1]) if isinstance(spec, Mapping) else getattr(spec, key[1], None)
-        else:
-            spec = spec[key[1] if isinstance(key, tuple) else key]
-    return spec
-
-
-def _path_text(top: str, path: tuple[Any, ...] | None) -> str:
-    if path is None:
-        return top
-    parts = [f".{k[1]}" if isinstance(k, tuple) and k[0] == "a" else f"[{k[1]!r}]" if isinstance(k, tuple) else f"[{k}]" for k in path]
-    return top + "".join(parts)
-
-
-@dataclass(frozen=True)
-class _Leaf:
-    top: str  # the argument's name in the signature (or its position)
-    position: int  # the argument's place among the signature's arguments, as dynamic_shapes orders them
-    path: tuple[Any, ...] | None  # inside the argument
-
-
-def _user_leaves(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[_Leaf]:
-    """One entry per flat user input, in the program's order (positional arguments, then keywords)."""
-    try:
-        params = list(inspect.signature(model.forward).parameters)
-    except (TypeError, ValueError):
-        params = []
-    tops = [(params[i] if i < len(params) else str(i), a) for i, a in enumerate(args)] + list(kwargs.items())
-    order = {name: i for i, name in enumerate(params)}
-    ranked = sorted(range(len(tops)), key=lambda i: order.get(tops[i][0], len(order) + i))
-    out: list[_Leaf] = []
-    for i, (name, value) in enumerate(tops):
-        out += [_Leaf(name, ranked.index(i), path) for path in _leaf_paths(value)]
-    return out
-
-
-def input_paths(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:
-    """What the user calls each flat input: ``x``, ``k``, ``inputs['mask']``, ``pair[0]``."""
-    return [_path_text(leaf.top, leaf.path) for leaf in _user_leaves(model, args, kwargs)]
-
-
-def dim_names(
-    model: Any, args: Sequence[Any], kwargs: Mapping[str, Any], dynamic_shapes: Any, ep: ExportedProgram
-) -> dict[str, str]:
-    """torch's symbol -> the user's ``Dim`` name, by walking ``dynamic_shapes`` beside the inputs.
-
-    ``dynamic_shapes`` is keyed by argument name or ordered like the signature's arguments, and
-    nested like each argument; a dim given no name (``Dim.AUTO``) keeps torch's symbol.
-    """
-    if not dynamic_shapes:
-        return {}
-    per_flat: list[Any] = []  # the dims spec of each flat leaf
-    for leaf in _user_leaves(model, args, kwargs):
-        try:
-            if isinstance(dynamic_shapes, Mapping):
-                top = dynamic_shapes.get(leaf.top)
-            else:
-                top = list(dynamic_shapes)[leaf.position]
-            per_flat.append(_follow(top, leaf.path) if leaf.path else (top if leaf.path == () else None))
-        except (KeyError, IndexError, TypeError):
-            per_flat.append(None)
-    out: dict[str, str] = {}
-    for node, spec in zip(prog.user_input_placeholders(ep), per_flat):
-        val = node.meta.get("val")
-        if isinstance(val, torch.SymInt):
-            int_name = _dim_name(spec)
-            if int_name:
-                out.setdefault(str(val), int_name)
-            continue
-        if not isinstance(val, torch.Tensor) or spec is None:
-            continue
-        items = spec.items() if isinstance(spec, Mapping) else enumerate(spec) if isinstance(spec, (list, tuple)) else ()
-        for axis, d in items:
-            dim_name = _dim_name(d)
-            if dim_name and isinstance(axis, int) and axis < val.dim() and not isinstance(val.shape[axis], int):
-                out.setdefault(str(val.shape[axis]), dim_name)
-    return out
-
-
-def paths_of_manifest(manifest: Mapping[str, Any]) -> list[str] | None:
-    """The user's input names a manifest records (None unless every input has one)."""
-    specs = manifest.get("inputs")
-    if not isinstance(specs, list):
-        return None
-    paths = [s.get("path", s.get("name")) if isinstance(s, dict) else None for s in specs]
-    return paths if all(isinstance(p, str) for p in paths) else None  # type: ignore[return-value]
-
-
-def dim_names_of_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:
-    """symbol -> Dim name as a manifest's ``inputs`` record them (entries of the wrong shape are skipped)."""
-    out: dict[str, str] = {}
-    specs = manifest.get("inputs")
-    for spec in specs if isinstance(specs, list) else ():
-        dims = spec.get("dynamic") if isinstance(spec, dict) else None
-        for d in dims if isinstance(dims, list) else ():
-            if isinstance(d, dict) and isinstance(d.get("symbol"), str) and isinstance(d.get("dim"), str):
-                out[d["symbol"]] = d["dim"]
-    return out
-
 
 # --- the runtime check --------------------------------------------------------------------------
 
@@ -422,7 +135,7 @@ class InputContract:
         if (lo > 2 and size < lo) or (hi is not None and size > hi):
             raise self._error(
                 i,
-                f"has size {size}{_on(axis)}, outside the range [{lo}, {_shown(hi)}] of {self._dim(i, axis)}",
+                f"has size {size}{_on(axis)}, outside the range [{lo}, {shown_bound(hi)}] of {self._dim(i, axis)}",
                 "compile with a wider Dim range (min/max) to accept it",
             )
 
@@ -467,13 +180,13 @@ def children(spec: Any) -> list[Any]:
     return list(children()) if callable(children) else list(spec.children_specs)
 
 
-def _in_spec_order(value: Any, spec: Any) -> Any:
+def in_spec_order(value: Any, spec: Any) -> Any:
     """``value`` with every dict's keys in the order ``spec`` has them (torch accepts any order)."""
     kids = children(spec)
     if spec.type in (dict,) and isinstance(value, dict) and set(value) == set(spec.context):
-        return {k: _in_spec_order(value[k], child) for k, child in zip(spec.context, kids)}
+        return {k: in_spec_order(value[k], child) for k, child in zip(spec.context, kids)}
     if spec.type in (tuple, list) and type(value) is spec.type and len(value) == len(kids):
-        return spec.type(_in_spec_order(v, child) for v, child in zip(value, kids))
+        return spec.type(in_spec_order(v, child) for v, child in zip(value, kids))
     return value
 
 
@@ -509,7 +222,7 @@ class InputBinder:
         flat, spec = pytree.tree_flatten((args, kwargs))
         if spec == self.in_spec:
             return flat
-        flat, spec = pytree.tree_flatten(_in_spec_order((args, kwargs), self.in_spec))
+        flat, spec = pytree.tree_flatten(in_spec_order((args, kwargs), self.in_spec))
         if spec == self.in_spec:
             return flat
         raise InputMismatchError(*self._difference(args, kwargs))

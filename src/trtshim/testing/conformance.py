@@ -128,16 +128,17 @@ def has_input_check() -> bool:
 def _dict_order_only(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """The call differs from the exported structure only in the order of some dict's keys (torch >= 2.9
     accepts that; older torch refuses it)."""
-    from trtshim.compat.contract import _in_spec_order
+    from trtshim.compat.contract import in_spec_order
 
     in_spec = ep.call_spec.in_spec
     raw = pytree.tree_flatten((args, kwargs))[1]
-    return raw != in_spec and pytree.tree_flatten(_in_spec_order((args, kwargs), in_spec))[1] == in_spec
+    return raw != in_spec and pytree.tree_flatten(in_spec_order((args, kwargs), in_spec))[1] == in_spec
 
 
 def _equal_value_other_type(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Some non-tensor input equals its exported value but has another type (3.0 for 3, 1 for True)."""
-    from trtshim.compat.contract import InputBinder, input_specs_of
+    from trtshim.compat.contract import InputBinder
+    from trtshim.compat.input_specs import input_specs_of
 
     specs = input_specs_of(ep)
     try:

@@ -68,7 +68,7 @@ def compile_program(
 
 def example_args(program: ExportedProgram) -> tuple[torch.Tensor, ...]:
     """Inputs shaped like the program's user inputs (dynamic dims at their smallest allowed size)."""
-    from trtshim.compat.contract import input_specs_of
+    from trtshim.compat.input_specs import input_specs_of
 
     out = []
     for spec in input_specs_of(program):
