@@ -75,3 +75,7 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
     if verdicts:
         line = ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items()))
         terminalreporter.write_line(f"generated programs on torch {torch.__version__}: {line}")  # type: ignore[attr-defined]
+    payloads = getattr(sys.modules.get("test_pickle_payloads"), "COUNTS", None)
+    if payloads and payloads.get("cases"):
+        line = ", ".join(f"{k}: {v}" for k, v in payloads.items())
+        terminalreporter.write_line(f"pickle payloads on torch {torch.__version__}: {line}")  # type: ignore[attr-defined]

@@ -51,6 +51,12 @@ class MissingOpError(ArtifactError):
     )
 
 
+class UnsafeArtifactError(ArtifactError):
+    """The artifact would run code when loaded (a pickle importing something torch's own pickles never do)."""
+
+    default_hint = "do not load files from untrusted sources"
+
+
 class MissingTypeError(ArtifactError):
     """The program's inputs or outputs use a pytree node type that is not registered in this process."""
 

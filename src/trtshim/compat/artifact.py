@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
-from trtshim.compat import logs, pytree_types
+from trtshim.compat import logs, pickle_scan, pytree_types
 from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
@@ -492,6 +492,7 @@ def load(
         check_pytree_types(manifest, allow_imports)
     if kind == "torchscript":
         return _load_script(path, manifest, env, device)
+    pickle_scan.check_archive(path)  # before torch unpickles anything: no code from the file runs
     fixes = select(env, REGISTRY, stages=("load", "call"))
     try:
         program = _deserialize(path, _repaired_legacy_archive(path, fixes.applied_ids))
@@ -644,8 +645,10 @@ def _recompile(
     warnings.warn(
         f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning, stacklevel=3
     )
-    data = base64.b64decode(read_member(path, source["member"]))
-    program = torch.export.load(io.BytesIO(data))
+    data = io.BytesIO(base64.b64decode(read_member(path, source["member"])))
+    pickle_scan.check_archive(data, f"the source program inside {path}")
+    data.seek(0)
+    program = torch.export.load(data)
     name = backends.resolve("auto")
     how = dict(source.get("compile") or {})
     if name == "tensorrt":

@@ -1,0 +1,110 @@
+"""No code from a file runs in ``compat.load``: a ``__reduce__`` payload planted in any pickle of an
+artifact (state dict, constants, example inputs, custom objects; nested ``torch.save`` zips included)
+is refused with UnsafeArtifactError before torch unpickles anything. The same files given to a plain
+``torch.export.load`` show the payload is real (it runs there on the torches whose loader unpickles
+freely; counted, not required)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from trtshim import compat, errors
+
+LINE = compat.detect().torch.line  # type: ignore[union-attr]
+COUNTS: dict[str, int] = {"cases": 0, "ran in compat.load": 0, "ran in torch.export.load": 0}
+
+
+class _Payload:
+    def __init__(self, marker: str, protocol_global: bool) -> None:
+        self.marker, self.protocol_global = marker, protocol_global
+
+    def __reduce__(self) -> Any:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _pickles(data: bytes, prefix: str = "") -> list[str]:
+    """Paths (``outer!inner``) of the pickles inside a zip, nested torch.save zips included."""
+    out = []
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in zf.infolist():
+            member = zf.read(info)
+            if member[:4] == b"PK\x03\x04":
+                out += _pickles(member, f"{prefix}{info.filename}!")
+            elif info.filename.endswith(".pkl"):
+                out.append(prefix + info.filename)
+    return out
+
+
+def _replace(data: bytes, path: str, new: bytes) -> bytes:
+    outer, _, rest = path.partition("!")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            member = zin.read(info)
+            if info.filename == outer:
+                member = _replace(member, rest, new) if rest else new
+            zout.writestr(info.filename, member)
+    return buf.getvalue()
+
+
+def _artifacts(tmp_path: Path) -> list[Path]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).eval()
+    compiled = compat.compile(model, (torch.randn(1, 3, 8, 8),), backend="export")
+    out = [Path(compat.save(compiled, tmp_path / "plain.pt2", include_source=True))]
+    if LINE != "2.2":
+        from trtshim.testing.engine_standin import make_hybrid, make_seed_model
+
+        seed, engine = make_seed_model()
+        x = torch.randn(1, 3, 8, 8)
+        out.append(Path(compat.save(make_hybrid(seed, engine, (x,)), tmp_path / "seed.pt2", example_inputs=(x,))))
+    return out
+
+
+@pytest.mark.parametrize("protocol", [2, 4])  # GLOBAL and STACK_GLOBAL
+def test_pickle_payloads_never_run_in_load(tmp_path: Path, protocol: int) -> None:
+    import trtshim.testing.engine_standin  # noqa: F401  (registers the stand-in engine class)
+
+    for artifact in _artifacts(tmp_path):
+        original = artifact.read_bytes()
+        members = _pickles(original)
+        assert members, f"{artifact.name} holds no pickles?"
+        for i, member in enumerate(members):
+            marker = tmp_path / f"ran-{artifact.stem}-{protocol}-{i}"
+            bad = tmp_path / f"bad-{artifact.stem}-{protocol}-{i}.pt2"
+            bad.write_bytes(_replace(original, member, pickle.dumps(_Payload(str(marker), True), protocol=protocol)))
+            COUNTS["cases"] += 1
+            with pytest.raises(errors.UnsafeArtifactError, match="os.system|posix.system") as info:
+                compat.load(bad, verify=False)
+            assert not marker.exists(), f"compat.load ran the payload planted in {member}"
+            assert "loading it would run code" in info.value.reason
+            with contextlib.suppress(Exception):  # the payload's return value breaks the load afterwards
+                torch.export.load(bad)
+            if marker.exists():
+                COUNTS["ran in torch.export.load"] += 1
+    assert COUNTS["ran in compat.load"] == 0
+
+
+def test_the_loads_of_clean_artifacts_are_unchanged(tmp_path: Path) -> None:
+    import trtshim.testing.engine_standin  # noqa: F401
+
+    for artifact in _artifacts(tmp_path):
+        assert compat.load(artifact) is not None  # the scan allows everything torch itself writes
+
+
+def test_an_unregistered_custom_class_is_refused(tmp_path: Path) -> None:
+    """A TorchBind class the process has not registered is not restored (its C++ code is not here)."""
+    from trtshim.compat import pickle_scan
+
+    assert pickle_scan.allowed("__torch__.torch.classes.quantized", "Conv2dPackedParamsBase")
+    assert not pickle_scan.allowed("__torch__.torch.classes.nowhere", "Thing")
+    assert not pickle_scan.allowed("builtins", "eval") and not pickle_scan.allowed("torch", "load")
