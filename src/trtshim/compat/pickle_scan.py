@@ -38,6 +38,8 @@ ALLOWED = {
     ("torch", "Size"),
     ("torch", "device"),
     ("torch", "ScriptObject"),  # a custom object's state, restored by its registered C++ class
+    ("torch", "Tensor"),
+    ("torch._tensor", "_rebuild_from_type_v2"),  # a tensor with Python state: func and type are globals too
     ("torch.serialization", "_get_layout"),
     ("torch._utils", "_rebuild_tensor"),
     ("torch._utils", "_rebuild_tensor_v2"),
