@@ -108,3 +108,22 @@ def test_an_unregistered_custom_class_is_refused(tmp_path: Path) -> None:
     assert pickle_scan.allowed("__torch__.torch.classes.quantized", "Conv2dPackedParamsBase")
     assert not pickle_scan.allowed("__torch__.torch.classes.nowhere", "Thing")
     assert not pickle_scan.allowed("builtins", "eval") and not pickle_scan.allowed("torch", "load")
+
+
+def test_constants_with_python_state_load(tmp_path: Path) -> None:
+    """A tensor constant carrying Python attributes is pickled through ``_rebuild_from_type_v2`` (Hugging
+    Face models' buffers on torch 2.8+: the zoo found the scan refusing them)."""
+
+    class Tagged(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.offset = torch.ones(3)
+            self.offset.tag = "kept"  # type: ignore[attr-defined]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.offset
+
+    compiled = compat.compile(Tagged(), (torch.randn(2, 3),), backend="export")
+    loaded = compat.load(compat.save(compiled, tmp_path / "tagged.pt2"))
+    x = torch.randn(2, 3)
+    assert torch.equal(loaded(x), x + 1)
