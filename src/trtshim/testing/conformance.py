@@ -89,16 +89,11 @@ def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...],
         return None
     if not hasattr(pytree, "tree_flatten_with_path"):  # torch 2.2
         return None
-    from trtshim.compat.contract import children
+    from trtshim.compat.contract import in_spec_order
 
     in_spec = ep.call_spec.in_spec
-    try:
-        order = list(children(in_spec)[1].context) if in_spec is not None else list(kwargs)
-    except (AttributeError, IndexError):
-        order = list(kwargs)
-    if set(order) != set(kwargs):
-        return f"keywords {sorted(kwargs)} differ from {order}"
-    flat, spec = pytree.tree_flatten_with_path((args, {k: kwargs[k] for k in order}))
+    # torch binds keywords by name and (2.9+) dict keys in any order; its check then sees them in order
+    flat, spec = pytree.tree_flatten_with_path(in_spec_order((args, kwargs), in_spec) if in_spec else (args, kwargs))
     if in_spec is not None and spec != in_spec:
         return "the inputs are structured differently"
     placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
