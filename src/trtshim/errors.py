@@ -7,6 +7,12 @@ the original exception, where there is one, is chained as ``__cause__``.
 from __future__ import annotations
 
 
+def first_line(text: object) -> str:
+    """The first non-empty line of ``str(text)`` (an exception's message, a log record): reasons are one line."""
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 class TrtShimError(Exception):
     """Base class of every error trtshim raises on purpose."""
 

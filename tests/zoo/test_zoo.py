@@ -27,6 +27,7 @@ from conftest import run_python
 from trtshim import compat, errors
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.manifest import read_manifest
+from trtshim.errors import first_line
 from trtshim.testing import conformance
 
 LINE = compat.detect().torch.line  # type: ignore[union-attr]
@@ -217,7 +218,7 @@ def _torch_export(case: Case, strict: bool) -> tuple[Any, str | None]:
     try:
         return torch.export.export(case.model, case.args, case.kwargs, dynamic_shapes=case.dynamic, strict=strict), None
     except Exception as exc:  # torch's own refusal is the reference
-        return None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        return None, f"{type(exc).__name__}: {first_line(exc)[:200]}"
 
 
 def _record(row: dict[str, Any]) -> None:
@@ -261,7 +262,7 @@ def test_zoo_model_conforms_to_torch(name: str, tmp_path: Path) -> None:
             assert torch_error, f"trtshim failed to compile what torch exports: {exc}"
             return
     assert plain is not None, f"trtshim compiled what torch.export.export refused: {torch_error}"
-    reference = conformance.torch_round_trip(plain)
+    reference = conformance.Reference(plain)
     path = compat.save(compiled, tmp_path / "model.pt2")
     manifest, _ = read_manifest(path)
     assert manifest is not None

@@ -50,6 +50,7 @@ from trtshim.errors import (
     OptionError,
     ProvenanceWarning,
     TrtShimError,
+    first_line,
 )
 from trtshim.fixes import REGISTRY, select
 from trtshim.fixes.registry import FixReport
@@ -264,7 +265,7 @@ def _torch_save(program: Any, fh: Any, extra_files: dict[str, str] | None = None
     except OSError:
         raise  # the disk, not the program
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         raise ArtifactError(
             f"torch {torch.__version__}'s torch.export.save cannot write this program: {type(exc).__name__}: {first}",
             "a plain torch.export.save fails the same way; pass the value as a tensor, or save on another torch",
@@ -604,7 +605,7 @@ def _deserialize(path: str, source: Any = None) -> Any:
 
 def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
     """Our error for a failed ``torch.export.load``, carrying the real cause."""
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first_line(exc)
     if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
         first = f"{first} -- logged cause: {logged}"
     elif isinstance(exc, KeyError) and "'version'" in first:  # torch 2.8 swallows the PT2 reader's error
@@ -676,7 +677,7 @@ def _pt2_cause(path: str) -> str:
 
         load_pt2(path)
     except Exception as exc:
-        return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        return f"{type(exc).__name__}: {first_line(exc)}"
     return "unknown"
 
 
@@ -686,7 +687,7 @@ def _load_script(
     try:
         script = torch.jit.load(path, map_location=device)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         if "Unknown type name" in first or "Unknown builtin op" in first:
             raise MissingOpError(f"torch.jit.load refused {path}: {first}") from exc
         raise ArtifactError(f"torch.jit.load failed on {path}: {type(exc).__name__}: {first}") from exc

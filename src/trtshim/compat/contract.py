@@ -22,6 +22,7 @@ from torch.utils import _pytree as pytree
 
 from trtshim.compat import program as prog
 from trtshim.compat.input_specs import DynamicDim, InputSpec, shown_bound
+from trtshim.compat.pytree_types import children
 from trtshim.errors import InputMismatchError
 
 # --- the runtime check --------------------------------------------------------------------------
@@ -173,11 +174,6 @@ def _dim_rule(
 
 
 # --- binding (args, kwargs) to the flat inputs -------------------------------------------------
-
-
-def children(spec: Any) -> list[Any]:
-    children = getattr(spec, "children", None)  # torch >= 2.8; children_specs before (deprecated since)
-    return list(children()) if callable(children) else list(spec.children_specs)
 
 
 def in_spec_order(value: Any, spec: Any) -> Any:

@@ -13,6 +13,7 @@ import torch
 from torch.export import ExportedProgram
 
 from trtshim.compat import program as prog
+from trtshim.compat.manifest import input_summary
 
 _CONSTANT_TYPES = (bool, int, float, str)
 
@@ -67,17 +68,8 @@ class InputSpec:
         return out
 
     def describe(self) -> str:
-        """``float32 [batch, 3, 16, 16]``, ``int = 3``, ``SymInt n in [1, 8]``: for messages and inspect."""
-        if self.kind == "constant":
-            return f"{type(self.value).__name__} = {self.value!r}"
-        names = {d.axis: (d.dim or d.symbol) for d in self.dynamic}
-        if self.kind == "symint":
-            d = self.dynamic[0] if self.dynamic else None
-            return f"SymInt {names.get(None, '?')} in [{d.min if d else 0}, {shown_bound(d.max if d else None)}]"
-        if self.kind == "object":
-            return "object"
-        dims = [str(names.get(i, s)) for i, s in enumerate(self.shape)]
-        return f"{str(self.dtype).replace('torch.', '')} [{', '.join(dims)}]"
+        """``float32 [batch, 3]  (batch in [1, 8])``, ``int = 3``: what ``trtshim inspect`` shows of it."""
+        return input_summary(self.to_dict())
 
 
 def _json_value(value: Any) -> Any:

@@ -144,7 +144,7 @@ def format_manifest(manifest: dict[str, Any]) -> str:
         f"  python         {env.get('python')} ({env.get('platform')})",
     ]
     for i, spec in enumerate(manifest.get("inputs", [])):
-        lines.append(f"  input {i}        {spec.get('path') or spec.get('name')} {_input_summary(spec)}")
+        lines.append(f"  input {i}        {spec.get('path') or spec.get('name')} {input_summary(spec)}")
     ops = manifest.get("custom_ops", [])
     lines.append(
         "  custom ops     "
@@ -158,7 +158,7 @@ def format_manifest(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _input_summary(spec: dict[str, Any]) -> str:
+def input_summary(spec: dict[str, Any]) -> str:
     """``float32 [batch, 3, 16, 16]  (batch in [1, 64])``, ``int = 3``, ``SymInt n in [2, inf]``."""
     kind = spec.get("kind", "tensor")
     if kind == "constant":

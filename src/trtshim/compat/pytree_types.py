@@ -15,6 +15,12 @@ from torch.utils import _pytree as pytree
 _BUILTIN_NAMES = ("tuple", "list", "dict", "OrderedDict", "defaultdict", "deque", "namedtuple", "NoneType")
 
 
+def children(spec: Any) -> list[Any]:
+    """A TreeSpec's child specs (``children()`` on torch >= 2.8; ``children_specs``, deprecated since, before)."""
+    kids = getattr(spec, "children", None)
+    return list(kids()) if callable(kids) else list(getattr(spec, "children_specs", []))
+
+
 def _node_classes(spec: Any) -> list[type]:
     """Every node class in a TreeSpec (a namedtuple's class is its context), first-use order."""
     out: list[type] = []
@@ -29,9 +35,7 @@ def _node_classes(spec: Any) -> list[type]:
             builtin = cls.__module__ in ("builtins", "collections") and cls.__name__ in _BUILTIN_NAMES
             if not builtin and cls not in out:
                 out.append(cls)
-        children = getattr(s, "children", None)
-        kids = children() if callable(children) else getattr(s, "children_specs", [])
-        stack.extend(reversed(list(kids)))
+        stack.extend(reversed(children(s)))
     return out
 
 

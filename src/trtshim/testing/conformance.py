@@ -54,10 +54,6 @@ class Reference:
             self.module = ep.module()
 
 
-def torch_round_trip(ep: torch.export.ExportedProgram) -> Reference:
-    return Reference(ep)
-
-
 def save_and_load(compiled: Any, path: Any) -> tuple[Any | None, Reference, str | None]:
     """(trtshim's ``load(save(compiled))``, torch's reference, why torch's own round trip failed).
 
@@ -66,12 +62,12 @@ def save_and_load(compiled: Any, path: Any) -> tuple[Any | None, Reference, str 
     reference is then the program as it is.
     """
     from trtshim import compat
-    from trtshim.errors import TrtShimError
+    from trtshim.errors import TrtShimError, first_line
 
     try:
         reference = Reference(compiled.program)
     except Exception as exc:
-        why = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+        why = f"{type(exc).__name__}: {first_line(exc)}"
         try:
             loaded = compat.load(compat.save(compiled, path))
         except TrtShimError:

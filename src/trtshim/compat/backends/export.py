@@ -9,7 +9,7 @@ import torch
 from torch.export import ExportedProgram
 
 from trtshim.compat.environment import Environment
-from trtshim.errors import CompileError, OptionError
+from trtshim.errors import CompileError, OptionError, first_line
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIONS = ("strict", "ir")
@@ -62,7 +62,7 @@ def export(
     try:
         ep = torch.export.export(model, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
+        first = first_line(exc)
         raise CompileError(
             f"torch.export.export failed (strict={strict}): {type(exc).__name__}: {first}"
         ) from exc

@@ -20,7 +20,7 @@ from trtshim.compat import logs
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import tensorrt_api
 from trtshim.compat.environment import Environment
-from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError
+from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError, first_line
 from trtshim.fixes import co4_plugin_scalars as co4
 from trtshim.fixes import cp1_compile_mutates_program as cp1
 
@@ -153,7 +153,7 @@ def compile_exported(
 
 def _cause(exc: Exception, records: logs.Records) -> str:
     """The exception's first line; when that says nothing (a bare assert), what torch_tensorrt logged."""
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first_line(exc)
     text = f"{type(exc).__name__}: {first}".rstrip(": ")
     logged = [m.strip().splitlines()[0] for m in records.messages if m.strip()]
     specific = [m for m in logged if "Error Code" in m] or logged
