@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import run_python
-from trtshim import compat
+from trtshim import compat, errors
 from trtshim.compat.manifest import read_manifest
 
 TORCH_LINE = compat.detect().torch.line  # type: ignore[union-attr]
@@ -139,7 +139,10 @@ def test_torchscript_round_trip_with_manifest(tmp_path: Path, small_cnn, example
     manifest, kind = read_manifest(path)
     assert kind == "torchscript" and manifest is not None
     assert manifest["backend"] == "torchscript" and manifest["environment"]["torch"] == torch.__version__
-    loaded = compat.load(path)
+    with pytest.raises(errors.UnsafeArtifactError, match="TorchScript archive: it holds code") as info:
+        compat.load(path)  # code from a file runs only where the caller vouches for the file
+    assert "trust_code=True" in info.value.hint
+    loaded = compat.load(path, trust_code=True)
     assert loaded.backend == "torchscript"
     with torch.inference_mode():
         assert torch.allclose(loaded(example), small_cnn(example), atol=1e-6)

@@ -73,21 +73,9 @@ def test_se3_save_repairs_a_program_with_empty_ranges(tmp_path) -> None:
 
 
 def _with_engine(saved, tmp_path, engine: dict, name: str = "engine.pt2"):
-    import json
-    import zipfile
+    from trtshim.testing.rewrite import rewrite_manifest
 
-    from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
-
-    manifest, _ = read_manifest(saved)
-    manifest["engine"] = engine
-    out = tmp_path / f"{Path(saved).stem}-{name}"
-    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            dst.writestr(
-                item, json.dumps(manifest).encode() if item.filename.endswith(MANIFEST_NAME) else data
-            )
-    return out
+    return rewrite_manifest(saved, tmp_path / f"{Path(saved).stem}-{name}", lambda m: m.update(engine=engine))
 
 
 def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, example, monkeypatch) -> None:

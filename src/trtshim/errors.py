@@ -43,6 +43,18 @@ class CorruptedArtifactError(ArtifactError):
     default_hint = "the file is damaged (truncated copy or partial download?): save it again"
 
 
+class ArtifactWriteError(ArtifactError):
+    """``save`` could not write the file (a full disk); the file at the path, if any, is unchanged."""
+
+    default_hint = "free space on that filesystem and save again; the previous file at the path is unchanged"
+
+
+class SignatureError(ArtifactError):
+    """A signature is missing, malformed, or not made by the key the caller trusts."""
+
+    default_hint = "get the artifact and its .sig from their source again, and check the public key"
+
+
 class MissingManifestError(ArtifactError):
     default_hint = "re-save it with trtshim.compat.save, or load with strict=False to skip provenance checks"
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import datetime
+import errno
 import importlib
 import io
 import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -25,7 +27,7 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
-from trtshim.compat import logs, pickle_scan, pytree_types
+from trtshim.compat import integrity, logs, pickle_scan, pytree_types, signing
 from trtshim.compat import program as prog
 from trtshim.compat.custom_ops import is_registered, op_origin
 from trtshim.compat.environment import Environment, detect
@@ -41,6 +43,7 @@ from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactCompatibilityWarning,
     ArtifactError,
+    ArtifactWriteError,
     BackendFallbackWarning,
     CorruptedArtifactError,
     IncompatibleArtifactError,
@@ -49,7 +52,9 @@ from trtshim.errors import (
     MissingTypeError,
     OptionError,
     ProvenanceWarning,
+    SignatureError,
     TrtShimError,
+    UnsafeArtifactError,
     first_line,
 )
 from trtshim.fixes import REGISTRY, select
@@ -77,6 +82,7 @@ def manifest_header(env: Environment, backend: str, fmt: str) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
         "trtshim": __version__,
+        "integrity": {"algorithm": integrity.ALGORITHM, "table": integrity.TABLE_NAME},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_record(env),
         "backend": backend,
@@ -265,6 +271,8 @@ def _torch_save(program: Any, fh: Any, extra_files: dict[str, str] | None = None
     except OSError:
         raise  # the disk, not the program
     except Exception as exc:
+        if _out_of_space(exc):
+            raise
         first = first_line(exc)
         raise ArtifactError(
             f"torch {torch.__version__}'s torch.export.save cannot write this program: {type(exc).__name__}: {first}",
@@ -273,23 +281,74 @@ def _torch_save(program: Any, fh: Any, extra_files: dict[str, str] | None = None
 
 
 def _write_atomically(path: str, write: Any) -> str:
-    """Write through ``write(fileobj)`` into a temporary file beside ``path``, fsync, rename."""
+    """Write through ``write(fileobj)`` into a temporary file beside ``path``, seal it with the member table,
+    fsync, rename. Whatever stops it (an error, a full disk, a kill) leaves the old file as it was; a kill
+    leaves its temporary file, which the next save to the same folder removes."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ArtifactError(f"the folder {folder} does not exist", "create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    base = os.path.basename(path)
+    remove_stale_temporaries(folder, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-            fh.flush()
+        integrity.seal(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if _out_of_space(exc):
+            free = shutil.disk_usage(folder).free / 2**20
+            raise ArtifactWriteError(
+                f"no space left in {folder} while writing {base} ({free:.1f} MiB free): {first_line(exc)}"
+            ) from exc
         raise
     _fsync_folder(folder)
     return path
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """A write failed for want of space: errno, or torch's writer's own words for it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return True
+    return isinstance(exc, RuntimeError) and "file write failed" in str(exc)
+
+
+_TEMPORARY = re.compile(r"^\.(?P<base>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def remove_stale_temporaries(folder: str, base: str) -> list[str]:
+    """Remove the temporary files of saves to ``folder/base`` whose process is gone (killed mid-save)."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if not match or match.group("base") != base or _alive(int(match.group("pid"))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def script_custom_ops(script: torch.jit.ScriptModule) -> list[dict[str, Any]]:
@@ -453,15 +512,23 @@ def load(
     verify: bool = True,
     allow_imports: Sequence[str] | None = None,
     on_mismatch: str = "error",
+    trust_code: bool = False,
+    public_key: Any = None,
+    signature: str | os.PathLike[str] | None = None,
 ) -> CompiledModule | ScriptedModule:
     """Load an artifact written by ``save`` (or any torch.export archive) as a ``CompiledModule``.
 
+    A file is untrusted input: no code from it runs (every pickle is read statically first, nothing it
+    names is imported), and ``verify`` (default on) checks every member against the SHA-256 table
+    ``save`` wrote (the CRC-32s, for archives without one): a changed byte, a missing or extra member is
+    ``CorruptedArtifactError``, and no program is handed out before every digest matched.
     ``device``: where weights, buffers and lifted constants go. ``strict=True`` refuses archives
-    without a trtshim manifest instead of warning. ``verify`` checks every member's CRC-32 first
-    (one extra read of the file; torch itself would load damaged weights without a word).
-    ``allow_imports``: modules that may be imported to register the artifact's missing custom ops
-    (also ``$TRTSHIM_ALLOW_IMPORTS``); nothing named inside a file is imported otherwise.
-    A TorchScript archive loads through ``torch.jit.load`` as a ``ScriptedModule``.
+    without a trtshim manifest instead of warning. ``public_key`` (an Ed25519 key, PEM bytes or a PEM
+    file): also require the detached signature ``path + '.sig'`` (or ``signature``) by that key.
+    ``allow_imports``: modules that may be imported to register the artifact's missing custom ops or
+    pytree types (also ``$TRTSHIM_ALLOW_IMPORTS``); nothing named inside a file is imported otherwise.
+    ``trust_code=True``: the caller vouches for the file, which lets a TorchScript archive (it holds
+    code) load through ``torch.jit.load`` as a ``ScriptedModule``; without it those are refused.
     ``on_mismatch="recompile"``: when the artifact's engines cannot run on this stack (another engine
     ABI, no torch_tensorrt) and it carries its source program, rebuild from that instead of failing.
     """
@@ -469,8 +536,40 @@ def load(
         raise OptionError(f"on_mismatch={on_mismatch!r} is not one of {ON_MISMATCH}")
     path = os.fspath(path)
     manifest, kind = read_manifest(path)
-    if verify:
+    if kind == "torchscript" and not trust_code:
+        raise UnsafeArtifactError(
+            f"{path} is a TorchScript archive: it holds code, which runs when it is loaded and called",
+            "load(path, trust_code=True) if you trust where it came from; torch.export archives hold no code",
+        )
+    check = integrity.begin(path, manifest) if verify or public_key is not None else None
+    if public_key is not None:
+        if check is None:
+            raise SignatureError(
+                f"{path} has no member table, so a signature cannot cover it", "re-save and re-sign it"
+            )
+        signing.verify(path, public_key, signature, table_bytes=check.table_bytes)
+    if verify and check is None:
         verify_checksums(path)
+    try:
+        return _load_checked(path, manifest, kind, device, strict, allow_imports, on_mismatch, check)
+    except TrtShimError:
+        if check is not None:
+            check.finish()  # a changed byte explains the failure better than the failure itself
+        raise
+
+
+def _load_checked(
+    path: str,
+    manifest: dict[str, Any] | None,
+    kind: str,
+    device: str | torch.device | None,
+    strict: bool,
+    allow_imports: Sequence[str] | None,
+    on_mismatch: str,
+    check: integrity.Verification | None,
+) -> CompiledModule | ScriptedModule:
+    """``load`` past the file checks; every digest has matched before a module is returned."""
+    finish = check.finish if check is not None else (lambda: None)
     env = detect()
     if manifest is None:
         if strict:
@@ -478,7 +577,7 @@ def load(
         warnings.warn(
             f"{path} has no trtshim manifest: no provenance checks were possible (versions, ops)",
             ProvenanceWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     else:
         if kind == "torch.export":
@@ -488,10 +587,12 @@ def load(
         except IncompatibleArtifactError as exc:
             if on_mismatch != "recompile" or not manifest.get("source"):
                 raise
+            finish()
             return _recompile(path, manifest, env, device, exc)
         check_ops(manifest, allow_imports)
         check_pytree_types(manifest, allow_imports)
     if kind == "torchscript":
+        finish()
         return _load_script(path, manifest, env, device)
     pickle_scan.check_archive(path)  # before torch unpickles anything: no code from the file runs
     fixes = select(env, REGISTRY, stages=("load", "call"))
@@ -507,6 +608,7 @@ def load(
                 f"load it on torch {release_line(saved_torch)} or newer",
             ) from exc
         raise
+    finish()
     backend = manifest.get("backend", "export") if manifest else "export"
     module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     if device is not None:

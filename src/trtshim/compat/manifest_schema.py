@@ -85,6 +85,7 @@ ENVIRONMENT = {
 MANIFEST = {
     "schema": Req(int),
     "trtshim": str,
+    "integrity": Opt({"algorithm": Req(str), "table": Req(str)}, None),
     "created": str,
     "environment": ENVIRONMENT,
     "backend": str,

@@ -1,0 +1,327 @@
+"""Member digests: every artifact ``save`` writes carries the SHA-256 of each of its members, and ``load``
+verifies them.
+
+``save`` lets torch write the archive (the manifest among its extra files), then appends one member
+beside the manifest, ``trtshim_members.json``: for every other member, the manifest included, the
+SHA-256 of its stored bytes, their length and the zip method. ``load`` checks the archive's member names
+against that table (a missing or extra member is refused; a name twice is refused earlier), hashes every
+member torch parses (program JSON, pickles, configs, the manifest) before anything is parsed, and hashes
+the bulk members (raw tensor bytes, >= 1 MiB) while torch deserializes. The loaded program is handed out
+only once every digest matched.
+
+The bulk hashing runs in a helper process where one can be started (torch's storage reads hold the
+GIL, so a thread would wait for torch instead of running beside it); else, or while the helper is busy
+with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper off. Torch-free.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import mmap
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trtshim.errors import CorruptedArtifactError
+
+TABLE_NAME = "trtshim_members.json"
+ALGORITHM = "sha256"
+BULK_BYTES = 1 << 20
+MAX_TABLE_BYTES = 4 * 2**20
+_CHUNK = 1 << 24
+_PARSED_SUFFIXES = (".json", ".pkl", ".py")  # never bulk: torch parses them
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    offset: int  # of its stored bytes in the file
+    stored: int  # length of its stored bytes
+    method: int  # zip compression method
+
+    def record(self, digest: str) -> dict[str, Any]:
+        return {"sha256": digest, "stored": self.stored, "method": self.method}
+
+
+def members(path: str, infos: Iterable[zipfile.ZipInfo] | None = None) -> list[Member]:
+    """Where each member's stored bytes lie in the file (from its local header, as zip readers find them)."""
+    out: list[Member] = []
+    with open(path, "rb") as fh:
+        if infos is None:
+            with zipfile.ZipFile(fh) as zf:
+                infos = zf.infolist()
+        size = os.fstat(fh.fileno()).st_size
+        for info in infos:
+            fh.seek(info.header_offset)
+            header = fh.read(30)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                raise CorruptedArtifactError(f"{path}: the local header of member {info.filename!r} is damaged")
+            start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(
+                header[28:30], "little"
+            )
+            if start + info.compress_size > size:
+                raise CorruptedArtifactError(f"{path}: member {info.filename!r} runs past the end of the file")
+            out.append(Member(info.filename, start, info.compress_size, info.compress_type))
+    return out
+
+
+def _hash_ranges(path: str, ranges: list[tuple[int, int]]) -> list[str]:
+    """SHA-256 of each (offset, length) range of the file, read through mmap (no copies)."""
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return [hashlib.sha256().hexdigest() for _ in ranges]
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            view = memoryview(mm)
+            try:
+                out = []
+                for offset, length in ranges:
+                    h = hashlib.sha256()
+                    for start in range(offset, offset + length, _CHUNK):
+                        h.update(view[start : min(offset + length, start + _CHUNK)])
+                    out.append(h.hexdigest())
+                return out
+            finally:
+                view.release()
+
+
+def seal(path: str) -> None:
+    """Append the member table beside the manifest of the archive at ``path`` (a file being saved)."""
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+    manifest = next((i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "trtshim_manifest.json"), None)
+    if manifest is None:
+        raise CorruptedArtifactError(f"{path}: torch did not write the manifest into the archive")
+    found = members(path, infos)
+    digests = _hash_ranges(path, [(m.offset, m.stored) for m in found])
+    table = {"algorithm": ALGORITHM, "members": {m.name: m.record(d) for m, d in zip(found, digests)}}
+    folder = manifest[: -len("trtshim_manifest.json")]
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr(folder + TABLE_NAME, json.dumps(table, indent=0, sort_keys=True))
+
+
+def read_table(path: str, zf: zipfile.ZipFile) -> tuple[dict[str, Any], bytes] | None:
+    """(the member table, its bytes) of an open archive, validated; None where it has none."""
+    entry = next((i for i in zf.infolist() if i.filename.rsplit("/", 1)[-1] == TABLE_NAME), None)
+    if entry is None:
+        return None
+    try:
+        with zf.open(entry) as fh:
+            data = fh.read(MAX_TABLE_BYTES + 1)
+        table = json.loads(data.decode("utf-8")) if len(data) <= MAX_TABLE_BYTES else None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as exc:
+        raise CorruptedArtifactError(f"the member table inside {path} cannot be read: {exc}") from exc
+    problem = _table_problem(table)
+    if problem:
+        raise CorruptedArtifactError(f"the member table inside {path} is malformed: {problem}")
+    assert table is not None
+    return table, data
+
+
+def _table_problem(table: Any) -> str | None:
+    if not isinstance(table, dict):
+        return "not an object (or larger than 4 MiB)"
+    if table.get("algorithm") != ALGORITHM:
+        return f"algorithm {table.get('algorithm')!r}, expected {ALGORITHM!r}"
+    entries = table.get("members")
+    if not isinstance(entries, dict):
+        return "members: expected an object"
+    for name, rec in entries.items():
+        if not (
+            isinstance(rec, dict)
+            and isinstance(rec.get("sha256"), str)
+            and len(rec["sha256"]) == 64
+            and all(type(rec.get(k)) is int for k in ("stored", "method"))
+        ):
+            return f"members[{name!r}]: expected {{sha256, stored, method}}"
+    return None
+
+
+@dataclass
+class Verification:
+    """Digests being checked for one load: small members already checked, bulk ones in the background."""
+
+    path: str
+    table_bytes: bytes | None = None
+    _thread: threading.Thread | None = None
+    _result: list[Any] = field(default_factory=list)
+    _bulk: list[tuple[Member, str]] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """Wait for the bulk digests; ``CorruptedArtifactError`` naming the first member that differs."""
+        if self._thread is None:
+            return
+        self._thread.join()
+        self._thread = None
+        outcome = self._result[0] if self._result else RuntimeError("the digest thread ended without a result")
+        if isinstance(outcome, BaseException):
+            raise CorruptedArtifactError(f"{self.path} cannot be verified: {outcome}") from outcome
+        for (member, expected), digest in zip(self._bulk, outcome):
+            if digest != expected:
+                raise _changed(self.path, member.name)
+
+    def _start(self) -> None:
+        ranges = [(m.offset, m.stored) for m, _ in self._bulk]
+        stat = _stat_key(self.path)
+
+        def run() -> None:
+            try:
+                self._result.append(_WORKER.digests(self.path, stat, ranges))
+            except BaseException as exc:  # handed to finish()
+                self._result.append(exc)
+
+        self._thread = threading.Thread(target=run, name="trtshim-verify", daemon=True)
+        self._thread.start()
+
+
+def _changed(path: str, name: str) -> CorruptedArtifactError:
+    return CorruptedArtifactError(
+        f"{path} was changed after it was saved: the SHA-256 of its member {name!r} does not match its table",
+        "the file was damaged or edited; get it again from its source, or re-save it",
+    )
+
+
+def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
+    """Start verifying ``path`` against its member table; None where it has none (older artifacts).
+
+    Everything torch parses is checked before this returns; call ``finish()`` before using the program.
+    """
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        found = read_table(path, zf)
+    if found is None:
+        if manifest is not None and manifest.get("integrity"):
+            raise CorruptedArtifactError(
+                f"{path} lacks the member table its manifest names ({TABLE_NAME})",
+                "the file was edited after it was saved; get it again from its source",
+            )
+        return None
+    table, data = found
+    expected: dict[str, dict[str, Any]] = table["members"]
+    names = {i.filename for i in infos if i.filename.rsplit("/", 1)[-1] != TABLE_NAME}
+    extra, missing = sorted(names - set(expected)), sorted(set(expected) - names)
+    if extra or missing:
+        what = f"holds {extra[0]!r}, which its member table does not list" if extra else (
+            f"lacks the member {missing[0]!r} that its member table lists"
+        )
+        raise CorruptedArtifactError(f"{path} {what}", "the file was edited after it was saved; get it again")
+    verification = Verification(path, table_bytes=data)
+    now: list[tuple[Member, str]] = []
+    for member in members(path, [i for i in infos if i.filename in names]):
+        rec = expected[member.name]
+        if (member.stored, member.method) != (rec["stored"], rec["method"]):
+            raise _changed(path, member.name)
+        bulk = member.stored >= BULK_BYTES and member.method == zipfile.ZIP_STORED
+        bulk = bulk and not member.name.endswith(_PARSED_SUFFIXES)
+        (verification._bulk if bulk else now).append((member, rec["sha256"]))
+    for (member, digest), got in zip(now, _hash_ranges(path, [(m.offset, m.stored) for m, _ in now])):
+        if got != digest:
+            raise _changed(path, member.name)
+    if verification._bulk:
+        verification._start()
+    return verification
+
+
+def _stat_key(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+# The helper process: reads one JSON request a line, answers the digests (or an error) a line.
+_WORKER_CODE = r"""
+import hashlib, json, mmap, os, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        with open(req["path"], "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if [st.st_size, st.st_mtime_ns, st.st_ino] != req["stat"]:
+                raise OSError("the file changed while it was being loaded")
+            out = []
+            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                view = memoryview(mm)
+                for offset, length in req["ranges"]:
+                    h = hashlib.sha256()
+                    for start in range(offset, offset + length, 1 << 24):
+                        h.update(view[start:min(offset + length, start + (1 << 24))])
+                    out.append(h.hexdigest())
+                view.release()
+        reply = {"digests": out}
+    except Exception as exc:
+        reply = {"error": type(exc).__name__ + ": " + str(exc)}
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+"""
+
+
+class _HashWorker:
+    """One helper process per trtshim process, started on first use; one request at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._broken = False
+
+    def digests(self, path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
+        if os.environ.get("TRTSHIM_HASH_WORKER", "1") == "0" or self._broken or not self._lock.acquire(False):
+            return self._local(path, stat, ranges)
+        try:
+            reply = self._ask({"path": os.path.abspath(path), "stat": stat, "ranges": ranges})
+        finally:
+            self._lock.release()
+        if reply is None:
+            return self._local(path, stat, ranges)
+        if "error" in reply:
+            raise OSError(reply["error"])
+        return list(reply["digests"])
+
+    def _local(self, path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
+        out = _hash_ranges(path, ranges)
+        if _stat_key(path) != stat:
+            raise OSError("the file changed while it was being loaded")
+        return out
+
+    def _ask(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The helper's reply; None (and hashing here from now on) where the helper cannot be used."""
+        try:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _WORKER_CODE],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    bufsize=1,
+                )
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+            if not line:
+                raise OSError("the digest helper exited")
+            reply: dict[str, Any] = json.loads(line)
+            return reply
+        except (OSError, ValueError):
+            self._broken = True
+            self.close()
+            return None
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                if proc.stdin:
+                    proc.stdin.close()
+                proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+
+
+_WORKER = _HashWorker()
+atexit.register(_WORKER.close)

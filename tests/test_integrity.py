@@ -1,0 +1,170 @@
+"""Member digests (issue 11): a changed byte in any member, a missing or extra member, an edited table is
+``CorruptedArtifactError``; bulk members are checked while torch deserializes, in the helper process or
+a thread; signatures (Ed25519) cover the whole artifact."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from trtshim import compat, errors
+from trtshim.compat import integrity, signing
+from trtshim.testing.engine_standin import make_hybrid, make_seed_model
+
+
+def copy_with(src: Path, dst: Path, change: dict[str, bytes | None], add: dict[str, bytes] | None = None) -> Path:
+    """A copy of ``src`` with members replaced (bytes) or dropped (None); CRCs recomputed, so only the
+    digests can tell."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = change.get(info.filename, zin.read(info))
+            if data is not None:
+                zout.writestr(info, data)
+        for name, data in (add or {}).items():
+            zout.writestr(name, data)
+    return dst
+
+
+def flipped(data: bytes) -> bytes:
+    if not data:
+        return b"x"
+    out = bytearray(data)
+    at = min(len(out) - 1, (len(out) // 2) | 3)  # the sign/exponent byte of a little-endian float32
+    out[at] ^= 0x40
+    return bytes(out)
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, torch.Tensor, torch.Tensor]]:
+    """A plain artifact with a 1.5 MiB weight (a bulk member) and a hybrid one: (path, input, expected)."""
+    folder = tmp_path_factory.mktemp("integrity")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(768, 512), torch.nn.Tanh()).eval()
+    x = torch.randn(2, 768)
+    plain = folder / "plain.pt2"
+    compat.save(compat.compile(model, (x,), backend="export"), plain)
+    seed, engine = make_seed_model()
+    xs = torch.randn(1, 3, 8, 8)
+    hybrid = folder / "hybrid.pt2"
+    compat.save(make_hybrid(seed, engine, (xs,)), hybrid, example_inputs=(xs,))
+    with torch.inference_mode():
+        return {"plain": (plain, x, model(x)), "hybrid": (hybrid, xs, seed(xs))}
+
+
+def test_a_saved_artifact_carries_a_table_of_every_member(artifacts) -> None:
+    path, x, expected = artifacts["plain"]
+    with zipfile.ZipFile(path) as zf:
+        names = {i.filename for i in zf.infolist()}
+        found = integrity.read_table(str(path), zf)
+    assert found is not None
+    table, _ = found
+    listed = set(table["members"])
+    assert listed == {n for n in names if not n.endswith(integrity.TABLE_NAME)}
+    assert any(n.endswith("trtshim_manifest.json") for n in listed)  # the manifest is covered too
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), expected)
+    extra = {integrity.TABLE_NAME: ""}
+    torch.export.load(path, extra_files=extra)  # torch's own reader takes the appended member
+    assert extra[integrity.TABLE_NAME]
+
+
+@pytest.mark.parametrize("kind", ["plain", "hybrid"])
+def test_a_changed_byte_in_any_member_is_refused(artifacts, kind: str, tmp_path: Path) -> None:
+    path, x, expected = artifacts[kind]
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    refused, torch_loaded_wrong = 0, 0
+    for name, data in members.items():
+        bad = copy_with(path, tmp_path / "bad.pt2", {name: flipped(data)})
+        with pytest.raises(errors.CorruptedArtifactError):
+            compat.load(bad)
+        refused += 1
+        if "/weights/weight_" in name:  # what torch alone makes of the same file: the damaged weight, silently
+            with torch.inference_mode():
+                torch_loaded_wrong += not torch.equal(torch.export.load(bad).module()(x), expected)
+    assert refused == len(members)
+    if kind == "plain" and torch.__version__ >= "2.8":  # PT2 archives: weights are members of their own
+        assert torch_loaded_wrong >= 1
+
+
+def test_missing_extra_and_retabled_members_are_refused(artifacts, tmp_path: Path) -> None:
+    path, _, _ = artifacts["plain"]
+    with zipfile.ZipFile(path) as zf:
+        names = [i.filename for i in zf.infolist()]
+    table = next(n for n in names if n.endswith(integrity.TABLE_NAME))
+    victim = next(n for n in names if "weight" in n or "state_dict" in n)
+    folder = table[: -len(integrity.TABLE_NAME)]
+    cases = {
+        "lacks the member": copy_with(path, tmp_path / "missing.pt2", {victim: None}),
+        "does not list": copy_with(path, tmp_path / "extra.pt2", {}, add={folder + "payload.bin": b"x"}),
+        "lacks the member table": copy_with(path, tmp_path / "untabled.pt2", {table: None}),
+        "malformed": copy_with(path, tmp_path / "badtable.pt2", {table: b'{"algorithm": "md5"}'}),
+    }
+    for words, bad in cases.items():
+        with pytest.raises(errors.CorruptedArtifactError, match=words):
+            compat.load(bad)
+
+
+@pytest.mark.parametrize("helper", ["process", "thread"])
+def test_bulk_members_are_checked_before_the_program_is_handed_out(
+    artifacts, tmp_path: Path, monkeypatch, helper: str
+) -> None:
+    path, x, expected = artifacts["plain"]
+    if helper == "thread":
+        monkeypatch.setenv("TRTSHIM_HASH_WORKER", "0")
+    with zipfile.ZipFile(path) as zf:
+        bulk = [i for i in zf.infolist() if i.file_size >= integrity.BULK_BYTES and not i.filename.endswith(".json")]
+        assert bulk, "the fixture must hold a bulk member"
+        data = zf.read(bulk[0])
+    bad = copy_with(path, tmp_path / "bulk.pt2", {bulk[0].filename: flipped(data)})
+    with pytest.raises(errors.CorruptedArtifactError, match="SHA-256 of its member"):
+        compat.load(bad)
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), expected)
+    if helper == "process":
+        assert integrity._WORKER._proc is not None and integrity._WORKER._proc.poll() is None
+
+
+def test_verify_false_skips_the_digests(artifacts, tmp_path: Path) -> None:
+    path, _, _ = artifacts["plain"]
+    with zipfile.ZipFile(path) as zf:
+        name = next(i.filename for i in zf.infolist() if "weight" in i.filename or "state_dict" in i.filename)
+        data = zf.read(name)
+    bad = copy_with(path, tmp_path / "bad.pt2", {name: flipped(data)})
+    compat.load(bad, verify=False)  # the caller's choice: loads what torch loads
+
+
+cryptography = pytest.importorskip("cryptography")
+
+
+def test_signed_artifacts_load_only_with_the_right_key_and_an_unchanged_file(artifacts, tmp_path: Path) -> None:
+    path, x, expected = artifacts["plain"]
+    private, public = signing.keygen(tmp_path / "team")
+    other_private, other_public = signing.keygen(tmp_path / "other")
+    copy = tmp_path / "m.pt2"
+    copy.write_bytes(path.read_bytes())
+    sig = signing.sign(copy, private)
+    assert sig == str(copy) + ".sig"
+    with torch.inference_mode():
+        assert torch.equal(compat.load(copy, public_key=public)(x), expected)
+    with pytest.raises(errors.SignatureError, match="does not match"):
+        compat.load(copy, public_key=other_public)
+    # an edited weight, the table sealed anew: the digests agree, the signature does not
+    from trtshim.testing.rewrite import rewrite_manifest
+
+    resealed = Path(rewrite_manifest(copy, tmp_path / "resealed.pt2", lambda m: m.update(created="x")))
+    (tmp_path / "resealed.pt2.sig").write_bytes(Path(sig).read_bytes())
+    compat.load(resealed)  # integrity alone cannot tell
+    with pytest.raises(errors.SignatureError, match="does not match"):
+        compat.load(resealed, public_key=public)
+    with pytest.raises(errors.SignatureError, match="no readable signature"):
+        compat.load(path, public_key=public)
+    (tmp_path / "junk.sig").write_text("trtshim-ed25519 !!!")
+    with pytest.raises(errors.SignatureError, match="malformed"):
+        compat.load(copy, public_key=public, signature=tmp_path / "junk.sig")
+    with pytest.raises(errors.SignatureError, match="PEM"):
+        compat.load(copy, public_key=b"not a key")
+    assert other_private
