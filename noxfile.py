@@ -10,6 +10,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``gpu``: compile -> save -> load -> compare with real TensorRT engines, where TensorRT runs.
 * ``ci``: what ``.ci/run`` runs after ``tests``. ``report``: runs a set of sessions and writes docs/compatibility.md.
 * ``artifacts``: save under every torch minor, load under every minor: the cross-version table.
+* ``fuzz(torch=X.Y)``: 2,000 damaged and hostile artifacts through ``compat.load`` (2.4 and 2.13).
 * ``zoo(torch=X.Y)``: torchvision / timm / transformers models against torch's own round trip; ``zoo_report``.
 * ``demo``, ``lint``, ``typecheck``.
 """
@@ -168,6 +169,21 @@ ZOO_PACKAGES = {
     "2.8": ["torchvision==0.23.0", "timm", "transformers"],
     "2.15": ["torchvision==0.29.2", "timm", "transformers"],
 }
+
+
+FUZZ_LINES = ["2.4", "2.13"]  # the legacy zip archive and the PT2 archive
+
+
+@nox.session(python="3.11")
+@nox.parametrize("torch", FUZZ_LINES, ids=FUZZ_LINES)
+def fuzz(session: nox.Session, torch: str) -> None:
+    """2,000 damaged and hostile artifacts (trtshim.testing.fuzz) on one torch minor; JSON in the results."""
+    install_torch(session, TORCH_VERSIONS[torch])
+    session.install("-e", ".[test]", env=uv_env(session))
+    os.makedirs(RESULTS, exist_ok=True)
+    cases = os.environ.get("TRTSHIM_FUZZ_CASES", "2000")
+    out = os.path.join(RESULTS, f"fuzz-{torch}.json")
+    session.run("python", "-m", "trtshim.testing.fuzz", "--cases", cases, "--json", out, env=uv_env(session))
 
 
 @nox.session(python="3.11")

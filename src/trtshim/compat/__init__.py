@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from trtshim.compat.manifest import read_manifest
     from trtshim.compat.module import CompiledModule
     from trtshim.compat.runtime import RuntimeFacts, probe_runtime
+    from trtshim.compat.serial import tracing_lock
+    from trtshim.compat.signing import keygen, sign
 
 __all__ = [
     "CompiledModule",
@@ -25,11 +27,14 @@ __all__ = [
     "compile",
     "custom_op",
     "detect",
+    "keygen",
     "load",
     "probe_runtime",
     "read_manifest",
     "register_fake",
     "save",
+    "sign",
+    "tracing_lock",
 ]
 
 _LAZY = {
@@ -42,6 +47,9 @@ _LAZY = {
     "read_manifest": "trtshim.compat.manifest",
     "probe_runtime": "trtshim.compat.runtime",
     "RuntimeFacts": "trtshim.compat.runtime",
+    "tracing_lock": "trtshim.compat.serial",
+    "sign": "trtshim.compat.signing",
+    "keygen": "trtshim.compat.signing",
 }
 
 

@@ -11,10 +11,12 @@ from trtshim.compat import backends
 from trtshim.compat.environment import detect
 from trtshim.compat.input_names import dim_names, input_paths
 from trtshim.compat.module import CompiledModule
+from trtshim.compat.serial import serialized
 from trtshim.errors import OptionError, UnsupportedModelError
 from trtshim.fixes import REGISTRY, select
 
 
+@serialized
 def compile(
     model: torch.nn.Module,
     example_inputs: Sequence[Any] | torch.Tensor,

@@ -39,6 +39,7 @@ from trtshim.compat.manifest import (
     verify_checksums,
 )
 from trtshim.compat.module import CompiledModule, ScriptedModule
+from trtshim.compat.serial import serialized
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactCompatibilityWarning,
@@ -221,6 +222,7 @@ def _backend_of(program: Any) -> str:
     return "tensorrt" if "tensorrt" in namespaces else "hybrid"
 
 
+@serialized
 def save(
     obj: Any,
     path: str | os.PathLike[str],
@@ -292,7 +294,10 @@ def _write_atomically(path: str, write: Any) -> str:
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            guarded = _GuardedWriter(fh)
+            write(guarded)
+            if guarded.error is not None:
+                raise guarded.error
         integrity.seal(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -308,6 +313,44 @@ def _write_atomically(path: str, write: Any) -> str:
         raise
     _fsync_folder(folder)
     return path
+
+
+class _GuardedWriter(io.RawIOBase):
+    """The file torch writes into: a failed write is remembered and reported after torch returns, never
+    raised into torch's writer (whose C++ destructor then aborts the process: a full disk killed it)."""
+
+    def __init__(self, fh: Any) -> None:
+        super().__init__()
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data).cast("B"))
+        if self.error is None:
+            try:
+                self._fh.write(data)
+            except OSError as exc:
+                self.error = exc
+        return size
+
+    def tell(self) -> int:
+        return int(self._fh.tell())
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._fh.seek(offset, whence))
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self.error = exc
 
 
 def _out_of_space(exc: BaseException) -> bool:
@@ -504,6 +547,7 @@ def check_pytree_types(manifest: dict[str, Any], allow_imports: Sequence[str] | 
     return imported
 
 
+@serialized
 def load(
     path: str | os.PathLike[str],
     *,

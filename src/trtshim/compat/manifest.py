@@ -31,7 +31,9 @@ def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
         head = fh.read(4)
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, OverflowError) as exc:  # ValueError: a name's bytes
+        if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) and head != _ZIP_MAGIC:
+            raise
         if head == _ZIP_MAGIC:
             raise CorruptedArtifactError(f"{path} is a damaged zip archive (truncated?): {exc}") from exc
         shown = head.hex() if head else "an empty file"

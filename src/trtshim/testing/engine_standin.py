@@ -119,7 +119,10 @@ def make_hybrid(
     """
     from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
 
-    ep = torch.export.export(model, example, **export_kwargs)
+    from trtshim.compat.serial import tracing_lock
+
+    with tracing_lock():  # torch.export is not thread-safe; trtshim may be tracing in another thread
+        ep = torch.export.export(model, example, **export_kwargs)
     try:
         gm = ep.module(check_guards=False)  # torch >= 2.9 would add a guards submodule to partition
     except TypeError:
