@@ -65,3 +65,22 @@ def test_python_dash_m() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "trtshim", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("trtshim ")
+
+
+def test_keygen_sign_verify_without_torch(tmp_path: Path, small_cnn, example, compile_quiet) -> None:
+    pytest.importorskip("cryptography")
+    path = compat.save(compile_quiet(small_cnn, (example,)), tmp_path / "m.pt2")
+    script = (
+        "import sys\n"
+        "from trtshim.cli import main\n"
+        f"codes = [main(['keygen', {str(tmp_path / 'k')!r}]), main(['sign', {path!r}, '--key', {str(tmp_path / 'k.key')!r}]),\n"
+        f"         main(['verify', {path!r}, '--key', {str(tmp_path / 'k.pub')!r}])]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+    )
+    done = run_python(script)
+    assert done.stdout.strip().splitlines()[-1] == "[0, 0, 0] False", done.stdout + done.stderr  # verify loads nothing and imports no torch
+    damaged = bytearray(Path(path).read_bytes())
+    at = damaged.find(small_cnn.conv.weight.detach().numpy().tobytes()[:32])
+    damaged[at + 3] ^= 0x40  # an exponent byte of a conv weight
+    Path(path).write_bytes(bytes(damaged))
+    assert main(["verify", path]) == 2  # the zip's CRC would tell as well; the table says which member
