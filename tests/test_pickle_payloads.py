@@ -7,53 +7,17 @@ freely; counted, not required)."""
 from __future__ import annotations
 
 import contextlib
-import io
-import os
 import pickle
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
 
 from trtshim import compat, errors
+from trtshim.testing.fuzz import Payload, pickle_paths, replace_member
 
 LINE = compat.detect().torch.line  # type: ignore[union-attr]
 COUNTS: dict[str, int] = {"cases": 0, "ran in compat.load": 0, "ran in torch.export.load": 0}
-
-
-class _Payload:
-    def __init__(self, marker: str, protocol_global: bool) -> None:
-        self.marker, self.protocol_global = marker, protocol_global
-
-    def __reduce__(self) -> Any:
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _pickles(data: bytes, prefix: str = "") -> list[str]:
-    """Paths (``outer!inner``) of the pickles inside a zip, nested torch.save zips included."""
-    out = []
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
-            member = zf.read(info)
-            if member[:4] == b"PK\x03\x04":
-                out += _pickles(member, f"{prefix}{info.filename}!")
-            elif info.filename.endswith(".pkl"):
-                out.append(prefix + info.filename)
-    return out
-
-
-def _replace(data: bytes, path: str, new: bytes) -> bytes:
-    outer, _, rest = path.partition("!")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zout:
-        for info in zin.infolist():
-            member = zin.read(info)
-            if info.filename == outer:
-                member = _replace(member, rest, new) if rest else new
-            zout.writestr(info.filename, member)
-    return buf.getvalue()
 
 
 def _artifacts(tmp_path: Path) -> list[Path]:
@@ -76,12 +40,12 @@ def test_pickle_payloads_never_run_in_load(tmp_path: Path, protocol: int) -> Non
 
     for artifact in _artifacts(tmp_path):
         original = artifact.read_bytes()
-        members = _pickles(original)
+        members = pickle_paths(original)
         assert members, f"{artifact.name} holds no pickles?"
         for i, member in enumerate(members):
             marker = tmp_path / f"ran-{artifact.stem}-{protocol}-{i}"
             bad = tmp_path / f"bad-{artifact.stem}-{protocol}-{i}.pt2"
-            bad.write_bytes(_replace(original, member, pickle.dumps(_Payload(str(marker), True), protocol=protocol)))
+            bad.write_bytes(replace_member(original, member, pickle.dumps(Payload(str(marker)), protocol=protocol)))
             COUNTS["cases"] += 1
             with pytest.raises(errors.UnsafeArtifactError, match="os.system|posix.system") as info:
                 compat.load(bad, verify=False)

@@ -144,7 +144,9 @@ def _mutate_json(obj: Any, rng: random.Random) -> Any:
     return obj
 
 
-class _Payload:
+class Payload:
+    """Pickled, runs ``touch marker`` when unpickled: proof that code from a file ran."""
+
     def __init__(self, marker: str) -> None:
         self.marker = marker
 
@@ -152,20 +154,22 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _pickle_paths(data: bytes, prefix: str = "") -> list[str]:
+def pickle_paths(data: bytes, prefix: str = "") -> list[str]:
+    """Paths (``outer!inner``) of the pickles inside a zip, nested torch.save zips included."""
     out = []
     for info, member in _members(data):
         if member[:4] == b"PK\x03\x04":
             with contextlib.suppress(zipfile.BadZipFile):
-                out += _pickle_paths(member, f"{prefix}{info.filename}!")
+                out += pickle_paths(member, f"{prefix}{info.filename}!")
         elif info.filename.endswith(".pkl"):
             out.append(prefix + info.filename)
     return out
 
 
-def _replace_member(data: bytes, path: str, new: bytes) -> bytes:
+def replace_member(data: bytes, path: str, new: bytes) -> bytes:
+    """``data`` with the member at ``path`` (``outer!inner`` for nested zips) replaced by ``new``."""
     outer, _, rest = path.partition("!")
-    return _zip([(i, (_replace_member(d, rest, new) if rest else new) if i.filename == outer else d) for i, d in _members(data)])
+    return _zip([(i, (replace_member(d, rest, new) if rest else new) if i.filename == outer else d) for i, d in _members(data)])
 
 
 def mutate(data: bytes, mutation: str, rng: random.Random, marker: str) -> bytes:
@@ -214,11 +218,11 @@ def mutate(data: bytes, mutation: str, rng: random.Random, marker: str) -> bytes
         out_bytes = _zip(list(items))
         return _reseal(out_bytes) if mutation.endswith("resealed") else out_bytes
     if mutation == "payload-resealed":
-        paths = _pickle_paths(data)
+        paths = pickle_paths(data)
         if not paths:
             return data
-        payload = pickle.dumps(_Payload(marker), protocol=rng.choice([2, 4]))
-        return _reseal(_replace_member(data, rng.choice(paths), payload))
+        payload = pickle.dumps(Payload(marker), protocol=rng.choice([2, 4]))
+        return _reseal(replace_member(data, rng.choice(paths), payload))
     raise ValueError(mutation)
 
 
