@@ -699,7 +699,13 @@ def _repaired_legacy_archive(path: str, fix_ids: tuple[str, ...]) -> str | io.By
             for item in src.infolist():
                 data = src.read(item)
                 if item.filename == LEGACY_PROGRAM and ("SE-10" in wanted or "SE-7" in wanted):
-                    data = _repair_program_json(data, wanted)
+                    try:
+                        data = _repair_program_json(data, wanted)
+                    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+                        raise CorruptedArtifactError(
+                            f"the program inside {path} is malformed: {type(exc).__name__}: {first_line(exc)}",
+                            "torch's own loader fails on it too; get the file again from its source",
+                        ) from exc
                 dst.writestr(item, data)
             if "SE-9" in wanted and LEGACY_EXAMPLE_INPUTS not in names:
                 dst.writestr(LEGACY_EXAMPLE_INPUTS, b"")

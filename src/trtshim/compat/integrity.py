@@ -61,15 +61,20 @@ def members(path: str, infos: Iterable[zipfile.ZipInfo] | None = None) -> list[M
         for info in infos:
             fh.seek(info.header_offset)
             header = fh.read(30)
-            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            name_length = int.from_bytes(header[26:28], "little")
+            stored_name = fh.read(name_length)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04" or stored_name != _name_bytes(info):
                 raise CorruptedArtifactError(f"{path}: the local header of member {info.filename!r} is damaged")
-            start = info.header_offset + 30 + int.from_bytes(header[26:28], "little") + int.from_bytes(
-                header[28:30], "little"
-            )
+            start = info.header_offset + 30 + name_length + int.from_bytes(header[28:30], "little")
             if start + info.compress_size > size:
                 raise CorruptedArtifactError(f"{path}: member {info.filename!r} runs past the end of the file")
             out.append(Member(info.filename, start, info.compress_size, info.compress_type))
     return out
+
+
+def _name_bytes(info: zipfile.ZipInfo) -> bytes:
+    """A member's name as its headers store it (UTF-8 where flag bit 11 says so, else cp437)."""
+    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
 
 
 def _hash_ranges(path: str, ranges: list[tuple[int, int]]) -> list[str]:
