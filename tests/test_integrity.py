@@ -137,10 +137,8 @@ def test_verify_false_skips_the_digests(artifacts, tmp_path: Path) -> None:
     compat.load(bad, verify=False)  # the caller's choice: loads what torch loads
 
 
-cryptography = pytest.importorskip("cryptography")
-
-
 def test_signed_artifacts_load_only_with_the_right_key_and_an_unchanged_file(artifacts, tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
     path, x, expected = artifacts["plain"]
     private, public = signing.keygen(tmp_path / "team")
     other_private, other_public = signing.keygen(tmp_path / "other")
