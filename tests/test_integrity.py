@@ -66,9 +66,10 @@ def test_a_saved_artifact_carries_a_table_of_every_member(artifacts) -> None:
     assert any(n.endswith("trtshim_manifest.json") for n in listed)  # the manifest is covered too
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), expected)
-    extra = {integrity.TABLE_NAME: ""}
-    torch.export.load(path, extra_files=extra)  # torch's own reader takes the appended member
-    assert extra[integrity.TABLE_NAME]
+    if compat.detect().torch.line != "2.2":  # type: ignore[union-attr]  (2.2 cannot read this program: SE-10)
+        extra = {integrity.TABLE_NAME: ""}
+        torch.export.load(path, extra_files=extra)  # torch's own reader takes the appended member
+        assert extra[integrity.TABLE_NAME]
 
 
 @pytest.mark.parametrize("kind", ["plain", "hybrid"])
@@ -116,10 +117,12 @@ def test_bulk_members_are_checked_before_the_program_is_handed_out(
     if helper == "thread":
         monkeypatch.setenv("TRTSHIM_HASH_WORKER", "0")
     with zipfile.ZipFile(path) as zf:
-        bulk = [i for i in zf.infolist() if i.file_size >= integrity.BULK_BYTES and not i.filename.endswith(".json")]
-        assert bulk, "the fixture must hold a bulk member"
-        data = zf.read(bulk[0])
-    bad = copy_with(path, tmp_path / "bulk.pt2", {bulk[0].filename: flipped(data)})
+        largest = max(zf.infolist(), key=lambda i: i.file_size)  # the weights (PT2) or the state-dict zip
+        data = zf.read(largest)
+    check = integrity.begin(str(path), None)
+    assert check is not None and [m.name for m, _ in check._bulk] == [largest.filename]
+    check.finish()
+    bad = copy_with(path, tmp_path / "bulk.pt2", {largest.filename: flipped(data)})
     with pytest.raises(errors.CorruptedArtifactError, match="SHA-256 of its member"):
         compat.load(bad)
     with torch.inference_mode():

@@ -185,6 +185,18 @@ class Verification:
         self._thread.start()
 
 
+def _is_bulk(member: Member, fh: Any) -> bool:
+    """Tensor bytes (checked while torch loads): large stored members that torch does not parse as text;
+    a nested ``torch.save`` zip counts (its pickles are read statically before torch unpickles them;
+    torch 2.2 names its state-dict zip ``serialized_state_dict.json``)."""
+    if member.stored < BULK_BYTES or member.method != zipfile.ZIP_STORED:
+        return False
+    if not member.name.endswith(_PARSED_SUFFIXES):
+        return True
+    fh.seek(member.offset)
+    return bool(fh.read(4) == b"PK\x03\x04")
+
+
 def _changed(path: str, name: str) -> CorruptedArtifactError:
     return CorruptedArtifactError(
         f"{path} was changed after it was saved: the SHA-256 of its member {name!r} does not match its table",
@@ -218,13 +230,12 @@ def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
         raise CorruptedArtifactError(f"{path} {what}", "the file was edited after it was saved; get it again")
     verification = Verification(path, table_bytes=data)
     now: list[tuple[Member, str]] = []
-    for member in members(path, [i for i in infos if i.filename in names]):
-        rec = expected[member.name]
-        if (member.stored, member.method) != (rec["stored"], rec["method"]):
-            raise _changed(path, member.name)
-        bulk = member.stored >= BULK_BYTES and member.method == zipfile.ZIP_STORED
-        bulk = bulk and not member.name.endswith(_PARSED_SUFFIXES)
-        (verification._bulk if bulk else now).append((member, rec["sha256"]))
+    with open(path, "rb") as fh:
+        for member in members(path, [i for i in infos if i.filename in names]):
+            rec = expected[member.name]
+            if (member.stored, member.method) != (rec["stored"], rec["method"]):
+                raise _changed(path, member.name)
+            (verification._bulk if _is_bulk(member, fh) else now).append((member, rec["sha256"]))
     for (member, digest), got in zip(now, _hash_ranges(path, [(m.offset, m.stored) for m, _ in now])):
         if got != digest:
             raise _changed(path, member.name)
