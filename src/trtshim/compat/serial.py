@@ -3,8 +3,10 @@
 torch.export keeps its dispatch-mode and fake-mode stacks process-global: two threads exporting at once
 fail (``AssertionError: Trying to pop empty mode stack``, measured on torch 2.13 with 8 threads). trtshim's
 entry points hold this re-entrant lock, so they may be called from any number of threads; calling a
-compiled module is not serialized. Code of your own that traces in other threads while trtshim runs
-(``torch.export.export``, ``torch_tensorrt.compile``) should hold ``tracing_lock()`` as well.
+compiled module is not serialized. torch's tracer also patches ``nn.Module.__call__`` process-wide while
+it runs, so a module called in one thread while another thread compiles or saves can be traced into
+(wrong outputs, measured once in 8 threads on torch 2.8): hold ``tracing_lock()`` around such calls, and
+around tracing of your own (``torch.export.export``, ``torch_tensorrt.compile``) in other threads.
 """
 
 from __future__ import annotations
