@@ -654,7 +654,15 @@ def _load_checked(
         raise
     finish()
     backend = manifest.get("backend", "export") if manifest else "export"
-    module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
+    try:
+        module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
+    except TrtShimError:
+        raise
+    except Exception as exc:  # a deserialized program missing what every exported program has
+        raise ArtifactError(
+            f"the program inside {path} is malformed: {type(exc).__name__}: {first_line(exc)}",
+            "torch's own ep.module() fails on it too; the file was edited or written by a broken exporter",
+        ) from exc
     if device is not None:
         module.to(device)
     return module

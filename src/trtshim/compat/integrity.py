@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,7 +121,7 @@ def read_table(path: str, zf: zipfile.ZipFile) -> tuple[dict[str, Any], bytes] |
         with zf.open(entry) as fh:
             data = fh.read(MAX_TABLE_BYTES + 1)
         table = json.loads(data.decode("utf-8")) if len(data) <= MAX_TABLE_BYTES else None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError, NotImplementedError, zlib.error) as exc:
         raise CorruptedArtifactError(f"the member table inside {path} cannot be read: {exc}") from exc
     problem = _table_problem(table)
     if problem:

@@ -31,7 +31,7 @@ def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
         head = fh.read(4)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, OverflowError) as exc:  # ValueError: a name's bytes
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, OverflowError, NotImplementedError) as exc:  # ValueError: a name's bytes
         if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) and head != _ZIP_MAGIC:
             raise
         if head == _ZIP_MAGIC:
@@ -85,7 +85,7 @@ def verify_checksums(path: str | os.PathLike[str]) -> None:
     with zf:
         try:
             bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
             raise CorruptedArtifactError(f"{path} cannot be read to the end: {exc}") from exc
     if bad is not None:
         raise CorruptedArtifactError(f"{path} is damaged: the checksum of its member {bad!r} does not match")
@@ -122,7 +122,7 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, 
                     "real manifests are a few kB: the file was edited",
                 )
             manifest = json.loads(data.decode("utf-8"))
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RecursionError) as exc:
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RecursionError, NotImplementedError) as exc:
             what = "is nested too deeply" if isinstance(exc, RecursionError) else f"cannot be read: {exc}"
             raise CorruptedArtifactError(f"the manifest inside {path} {what}") from exc
     if not isinstance(manifest, dict) or "schema" not in manifest:

@@ -21,7 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-from trtshim.errors import UnsafeArtifactError
+from trtshim.errors import CorruptedArtifactError, UnsafeArtifactError
 
 _STRING_OPS = {
     "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING",
@@ -194,15 +194,19 @@ def _scan_zip(zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int)
         label = f"{where}{info.filename}"
         with zf.open(info) as member:
             head = member.read(4)
-        if head[:4] == b"PK\x03\x04" and depth < 2:
+        if head[:4] == b"PK\x03\x04" and depth < 2 and not _RAW_STORAGE.search(info.filename):
             if info.compress_type == zipfile.ZIP_STORED and fh is not None:
                 inner_fh: IO[bytes] = io.BufferedReader(_Slice(fh, _data_offset(fh, info), info.file_size))
             else:
                 inner_fh = io.BytesIO(zf.read(info))
             try:
                 inner = zipfile.ZipFile(inner_fh)
-            except zipfile.BadZipFile:
-                continue  # torch cannot open it either
+            except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError, OSError) as exc:
+                # torch's own zip reader may still open it: its pickles must not go unread
+                raise CorruptedArtifactError(
+                    f"{label} is a nested archive that cannot be read statically ({exc}), so its pickles "
+                    "cannot be checked"
+                ) from exc
             with inner:
                 _scan_zip(inner, inner_fh, f"{label}!", depth + 1)
         elif (head[:1] == b"\x80" and not _RAW_STORAGE.search(info.filename)) or info.filename.endswith(".pkl"):
