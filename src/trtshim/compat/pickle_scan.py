@@ -184,6 +184,7 @@ def _check_pickle(stream: IO[bytes], where: str) -> None:
         stream.seek(-1, 1)
 
 
+_RAW_NAME = re.compile(r"(^|/)(\d+|weight_\d+|constant_\d+|tensor_\d+)$|/tensor_data/")
 _RAW_STORAGE = re.compile(r"(^|/)data/\d+$|(^|/)weights/|/tensor_data/")
 
 
@@ -194,7 +195,7 @@ def _scan_zip(zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int)
         label = f"{where}{info.filename}"
         with zf.open(info) as member:
             head = member.read(4)
-        if head[:4] == b"PK\x03\x04" and depth < 2 and not _RAW_STORAGE.search(info.filename):
+        if head[:4] == b"PK\x03\x04" and depth < 2:
             if info.compress_type == zipfile.ZIP_STORED and fh is not None:
                 inner_fh: IO[bytes] = io.BufferedReader(_Slice(fh, _data_offset(fh, info), info.file_size))
             else:
@@ -202,6 +203,8 @@ def _scan_zip(zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int)
             try:
                 inner = zipfile.ZipFile(inner_fh)
             except (zipfile.BadZipFile, ValueError, NotImplementedError, EOFError, OSError) as exc:
+                if _RAW_NAME.search(info.filename):
+                    continue  # raw tensor bytes that happen to start like a zip: torch never opens them as one
                 # torch's own zip reader may still open it: its pickles must not go unread
                 raise CorruptedArtifactError(
                     f"{label} is a nested archive that cannot be read statically ({exc}), so its pickles "
