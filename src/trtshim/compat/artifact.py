@@ -273,8 +273,6 @@ def _torch_save(program: Any, fh: Any, extra_files: dict[str, str] | None = None
     except OSError:
         raise  # the disk, not the program
     except Exception as exc:
-        if _out_of_space(exc):
-            raise
         first = first_line(exc)
         raise ArtifactError(
             f"torch {torch.__version__}'s torch.export.save cannot write this program: {type(exc).__name__}: {first}",
@@ -305,7 +303,7 @@ def _write_atomically(path: str, write: Any) -> str:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        if _out_of_space(exc):
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             free = shutil.disk_usage(folder).free / 2**20
             raise ArtifactWriteError(
                 f"no space left in {folder} while writing {base} ({free:.1f} MiB free): {first_line(exc)}"
@@ -351,13 +349,6 @@ class _GuardedWriter(io.RawIOBase):
                 self._fh.flush()
             except OSError as exc:
                 self.error = exc
-
-
-def _out_of_space(exc: BaseException) -> bool:
-    """A write failed for want of space: errno, or torch's writer's own words for it."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return True
-    return isinstance(exc, RuntimeError) and "file write failed" in str(exc)
 
 
 _TEMPORARY = re.compile(r"^\.(?P<base>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")

@@ -9,7 +9,7 @@ member torch parses (program JSON, pickles, configs, the manifest) before anythi
 the bulk members (raw tensor bytes, >= 1 MiB) while torch deserializes. The loaded program is handed out
 only once every digest matched.
 
-The bulk hashing runs in a helper process where one can be started (torch's storage reads hold the
+The bulk hashing runs in a helper process (this module's ``serve``) where one can be started (torch's storage reads hold the
 GIL, so a thread would wait for torch instead of running beside it); else, or while the helper is busy
 with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper off. Torch-free.
 """
@@ -155,6 +155,7 @@ class Verification:
 
     path: str
     table_bytes: bytes | None = None
+    members_checked: int = 0
     _thread: threading.Thread | None = None
     _result: list[Any] = field(default_factory=list)
     _bulk: list[tuple[Member, str]] = field(default_factory=list)
@@ -229,7 +230,7 @@ def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
             f"lacks the member {missing[0]!r} that its member table lists"
         )
         raise CorruptedArtifactError(f"{path} {what}", "the file was edited after it was saved; get it again")
-    verification = Verification(path, table_bytes=data)
+    verification = Verification(path, table_bytes=data, members_checked=len(names))
     now: list[tuple[Member, str]] = []
     with open(path, "rb") as fh:
         for member in members(path, [i for i in infos if i.filename in names]):
@@ -250,31 +251,33 @@ def _stat_key(path: str) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-# The helper process: reads one JSON request a line, answers the digests (or an error) a line.
-_WORKER_CODE = r"""
-import hashlib, json, mmap, os, sys
-for line in sys.stdin:
-    req = json.loads(line)
-    try:
-        with open(req["path"], "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if [st.st_size, st.st_mtime_ns, st.st_ino] != req["stat"]:
-                raise OSError("the file changed while it was being loaded")
-            out = []
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                for offset, length in req["ranges"]:
-                    h = hashlib.sha256()
-                    for start in range(offset, offset + length, 1 << 24):
-                        h.update(view[start:min(offset + length, start + (1 << 24))])
-                    out.append(h.hexdigest())
-                view.release()
-        reply = {"digests": out}
-    except Exception as exc:
-        reply = {"error": type(exc).__name__ + ": " + str(exc)}
-    sys.stdout.write(json.dumps(reply) + "\n")
-    sys.stdout.flush()
-"""
+def _checked_digests(path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
+    """``_hash_ranges`` of a file that must still be the one ``stat`` describes."""
+    out = _hash_ranges(path, ranges)
+    if _stat_key(path) != stat:
+        raise OSError("the file changed while it was being loaded")
+    return out
+
+
+def serve() -> None:
+    """The helper process's loop: one JSON request a line in, the digests (or an error) a line out."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            reply: dict[str, Any] = {
+                "digests": _checked_digests(request["path"], request["stat"], [tuple(r) for r in request["ranges"]])
+            }
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+# the helper imports this module from where this process found it (isolated mode ignores PYTHONPATH)
+_SERVE = (
+    f"import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))!r}); "
+    "from trtshim.compat.integrity import serve; serve()"
+)
 
 
 class _HashWorker:
@@ -287,29 +290,23 @@ class _HashWorker:
 
     def digests(self, path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
         if os.environ.get("TRTSHIM_HASH_WORKER", "1") == "0" or self._broken or not self._lock.acquire(False):
-            return self._local(path, stat, ranges)
+            return _checked_digests(path, stat, ranges)
         try:
             reply = self._ask({"path": os.path.abspath(path), "stat": stat, "ranges": ranges})
         finally:
             self._lock.release()
         if reply is None:
-            return self._local(path, stat, ranges)
+            return _checked_digests(path, stat, ranges)
         if "error" in reply:
             raise OSError(reply["error"])
         return list(reply["digests"])
-
-    def _local(self, path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
-        out = _hash_ranges(path, ranges)
-        if _stat_key(path) != stat:
-            raise OSError("the file changed while it was being loaded")
-        return out
 
     def _ask(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """The helper's reply; None (and hashing here from now on) where the helper cannot be used."""
         try:
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", _WORKER_CODE],
+                    [sys.executable, "-I", "-c", _SERVE],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,

@@ -31,9 +31,7 @@ def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
         head = fh.read(4)
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, OverflowError, NotImplementedError) as exc:  # ValueError: a name's bytes
-        if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) and head != _ZIP_MAGIC:
-            raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, OverflowError, NotImplementedError) as exc:  # ValueError: name bytes
         if head == _ZIP_MAGIC:
             raise CorruptedArtifactError(f"{path} is a damaged zip archive (truncated?): {exc}") from exc
         shown = head.hex() if head else "an empty file"

@@ -44,6 +44,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from trtshim.testing.rewrite import resealed
+
 BAD = ("escape", "wrong", "code ran", "hang", "crash")
 KINDS = ("export", "hybrid", "torchscript")
 MUTATIONS = (
@@ -105,19 +107,6 @@ def _zip(items: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
         for info, member in items:
             zf.writestr(info, member)
     return buf.getvalue()
-
-
-def _reseal(data: bytes) -> bytes:
-    from trtshim.compat import integrity
-
-    items = [(i, d) for i, d in _members(data) if not i.filename.endswith(integrity.TABLE_NAME)]
-    with tempfile.NamedTemporaryFile(suffix=".pt2", delete=False) as fh:
-        fh.write(_zip(items))  # type: ignore[arg-type]
-    try:
-        integrity.seal(fh.name)
-        return Path(fh.name).read_bytes()
-    finally:
-        os.unlink(fh.name)
 
 
 _VALUES: list[Any] = [None, 0, -1, 2**63, 1.5, float("inf"), "", "x" * 12, [], {}, True, [None], {"a": 1}]
@@ -220,13 +209,13 @@ def mutate(data: bytes, mutation: str, rng: random.Random, marker: str) -> bytes
             new = bytes(out)
         items[pick] = (info, new)
         out_bytes = _zip(list(items))
-        return _reseal(out_bytes) if mutation.endswith("resealed") else out_bytes
+        return resealed(out_bytes) if mutation.endswith("resealed") else out_bytes
     if mutation == "payload-resealed":
         paths = pickle_paths(data)
         if not paths:
             return data
         payload = pickle.dumps(Payload(marker), protocol=rng.choice([2, 4]))
-        return _reseal(replace_member(data, rng.choice(paths), payload))
+        return resealed(replace_member(data, rng.choice(paths), payload))
     raise ValueError(mutation)
 
 

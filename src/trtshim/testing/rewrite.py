@@ -7,14 +7,33 @@ manifest no longer says the truth about the program.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable
 from typing import Any
 
 from trtshim.compat import integrity
 from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
+
+
+def resealed(data: bytes) -> bytes:
+    """The archive ``data`` with its member table dropped and computed anew (as anyone can: integrity is
+    not authenticity)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zin:
+        items = [(i, zin.read(i)) for i in zin.infolist() if i.filename.rsplit("/", 1)[-1] != integrity.TABLE_NAME]
+    fd, tmp = tempfile.mkstemp(suffix=".pt2")
+    try:
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zout:
+            for info, member in items:
+                zout.writestr(info, member)
+        integrity.seal(tmp)
+        with open(tmp, "rb") as sealed:
+            return sealed.read()
+    finally:
+        os.unlink(tmp)
 
 
 def rewrite_manifest(
@@ -25,11 +44,11 @@ def rewrite_manifest(
     if manifest is None:
         raise ValueError(f"{src} has no trtshim manifest to edit")
     edit(manifest)
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(buf, "w") as zout:
         for info in zin.infolist():
-            leaf = info.filename.rsplit("/", 1)[-1]
-            if leaf == integrity.TABLE_NAME:
-                continue
-            zout.writestr(info, json.dumps(manifest).encode() if leaf == MANIFEST_NAME else zin.read(info))
-    integrity.seal(os.fspath(dst))
+            is_manifest = info.filename.rsplit("/", 1)[-1] == MANIFEST_NAME
+            zout.writestr(info, json.dumps(manifest).encode() if is_manifest else zin.read(info))
+    with open(dst, "wb") as fh:
+        fh.write(resealed(buf.getvalue()))
     return os.fspath(dst)
