@@ -177,12 +177,13 @@ FUZZ_LINES = ["2.4", "2.13"]  # the legacy zip archive and the PT2 archive
 @nox.session(python="3.11")
 @nox.parametrize("torch", FUZZ_LINES, ids=FUZZ_LINES)
 def fuzz(session: nox.Session, torch: str) -> None:
-    """2,000 damaged and hostile artifacts (trtshim.testing.fuzz) on one torch minor; JSON in the results."""
+    """2,000 damaged and hostile artifacts (trtshim.testing.fuzz) on one torch minor; JSON in _results/fuzz/."""
     install_torch(session, TORCH_VERSIONS[torch])
     session.install("-e", ".[test]", env=uv_env(session))
-    os.makedirs(RESULTS, exist_ok=True)
+    folder = os.path.join(RESULTS, "fuzz")  # beside the session records `report` reads, not among them
+    os.makedirs(folder, exist_ok=True)
     cases = os.environ.get("TRTSHIM_FUZZ_CASES", "2000")
-    out = os.path.join(RESULTS, f"fuzz-{torch}.json")
+    out = os.path.join(folder, f"{torch}.json")
     session.run("python", "-m", "trtshim.testing.fuzz", "--cases", cases, "--json", out, env=uv_env(session))
 
 
