@@ -7,6 +7,8 @@ import warnings
 
 import pytest
 
+pytest_plugins = ("trtshim.testing.pytest_plugin",)
+
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 

@@ -11,8 +11,9 @@ import torch
 
 from conftest import run_python
 from trtshim import compat, errors
-from trtshim.compat import artifact
+from trtshim.compat.artifact import checks, loading, record
 from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
+from trtshim.fixes import active
 from trtshim.testing.rewrite import rewrite_manifest
 
 
@@ -46,7 +47,7 @@ def test_manifest_records_provenance(saved: Path) -> None:
     env = manifest["environment"]
     assert env["torch"] == torch.__version__ and env["cuda"] == torch.version.cuda
     assert {"python", "torch_tensorrt", "torch_tensorrt_flavour", "tensorrt_version"} <= set(env)
-    assert manifest["export_schema"] == artifact.export_schema_version()
+    assert manifest["export_schema"] == record.export_schema_version()
     (name,) = torch.export.load(saved).graph_signature.user_inputs  # "x"; "argN_1" on torch <= 2.3
     expected = {"name": name, "dtype": "float32", "shape": [2, 3, 16, 16], "dynamic": []}
     if name != "x":
@@ -54,7 +55,8 @@ def test_manifest_records_provenance(saved: Path) -> None:
     assert manifest["inputs"] == [expected]
     assert manifest["custom_ops"] == []
     fixes = {f["id"]: f for f in manifest["fixes"]}
-    assert set(fixes) == {"LP-2", "LP-8"}  # the call-path fixes CompiledModule carries; none at export
+    save_stage = {d.fix.id for d in active("save").decisions}  # LP-6, SE-3, SE-6
+    assert set(fixes) == {"LP-2", "LP-8"} | save_stage  # the call-path fixes CompiledModule carries; none at export
     assert all(f["reason"] and isinstance(f["applied"], bool) for f in fixes.values())
 
 
@@ -153,12 +155,12 @@ def test_incompatible_schema_is_refused_before_deserializing(
     saved: Path, tmp_path: Path, monkeypatch
 ) -> None:
     def older(manifest: dict) -> None:
-        manifest["export_schema"] = [artifact.export_schema_version()[0] - 1, 0]
+        manifest["export_schema"] = [record.export_schema_version()[0] - 1, 0]
         manifest["environment"]["torch"] = "2.2.2"
 
     rewritten = rewrite_manifest(saved, tmp_path / "old.pt2", older)
     called = []
-    monkeypatch.setattr(artifact, "_deserialize", lambda *a: called.append(a))
+    monkeypatch.setattr(loading, "_deserialize", lambda *a: called.append(a))
     with pytest.raises(errors.IncompatibleArtifactError, match="saved by torch 2.2.2") as info:
         compat.load(rewritten)
     assert "2.2" in info.value.hint and called == []
@@ -194,12 +196,12 @@ def test_load_moves_state_to_the_requested_device(saved: Path) -> None:
 
 
 def test_newer_minor_schema_warns(saved: Path, tmp_path: Path, monkeypatch) -> None:
-    here = artifact.export_schema_version()
-    monkeypatch.setattr(artifact, "export_schema_version", lambda: [here[0], max(here[1] - 1, 0)])
+    here = record.export_schema_version()
+    monkeypatch.setattr(checks, "export_schema_version", lambda: [here[0], max(here[1] - 1, 0)])
     manifest, _ = read_manifest(saved)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        artifact.check_compatible(manifest, compat.detect())  # type: ignore[arg-type]
+        checks.check_compatible(manifest, compat.detect())  # type: ignore[arg-type]
     if here[1] > 0:
         assert any(issubclass(w.category, errors.ArtifactCompatibilityWarning) for w in caught)
 

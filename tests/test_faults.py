@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from trtshim import compat, errors
-from trtshim.compat import artifact
+from trtshim.compat.artifact import atomic
 from trtshim.fixes.lp1_engine_with_weights import graph_module_fallback_patch
 from trtshim.testing.engine_standin import make_hybrid, make_seed_model
 
@@ -136,7 +136,7 @@ def test_stale_temporaries_of_live_processes_are_kept(tmp_path: Path) -> None:
     other = tmp_path / ".other.pt2.999999999.abc.tmp"
     for p in (mine, dead, other):
         p.write_bytes(b"x")
-    assert artifact.remove_stale_temporaries(str(tmp_path), "m.pt2") == [dead.name]
+    assert atomic.remove_stale_temporaries(str(tmp_path), "m.pt2") == [dead.name]
     assert mine.exists() and other.exists() and not dead.exists()
 
 

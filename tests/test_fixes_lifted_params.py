@@ -13,13 +13,13 @@ from torch import fx
 
 from trtshim import compat
 from trtshim.compat import hybrid
-from trtshim.fixes import REGISTRY, by_id, select
+from trtshim.compat.gates import requires
+from trtshim.fixes import REGISTRY, active, by_id, select
 from trtshim.fixes.lp1_engine_with_weights import graph_module_fallback_patch
 from trtshim.testing.engine_standin import make_engine, make_hybrid, make_seed_model
 
 ENV = compat.detect()
-assert ENV.torch is not None
-TORCH = ENV.torch.release.release[:2] if ENV.torch.release else (0, 0)
+HYBRID = active("hybrid")
 
 
 def decision(fix_id: str):
@@ -36,8 +36,8 @@ def seed():
 
 def test_lp1_weights_declared_as_user_inputs(seed) -> None:
     model, gm, x = seed
-    broken = hybrid.export_hybrid(gm, (x,), disable=("LP-1a",))
-    if TORCH < (2, 3):  # torch 2.2 has no input-count check: the graph is called short of its weights
+    broken = hybrid.export_hybrid(gm, (x,), fixes=HYBRID.without("hybrid.lifted_kind"))  # LP-1's first half
+    if requires("torch<2.3"):  # torch 2.2 has no input-count check: the graph is called short of its weights
         with pytest.raises(TypeError, match=r"forward\(\) missing \d+ required positional arguments"):
             broken(x)
     else:
@@ -86,11 +86,10 @@ def test_lp1_inline_engine_object_drops_attributes() -> None:
     assert exported_program._create_graph_module_for_export is original  # restored on exit
 
 
+@pytest.mark.requires("torch>=2.3")  # 2.2 has no custom-object inputs: objects stay inline (test_seed_scenario)
 def test_lp1_exporter_hoists_inline_objects(seed) -> None:
-    if TORCH < (2, 3):
-        pytest.skip("torch 2.2 has no custom-object inputs: objects stay inline there (test_seed_scenario)")
     _, gm, x = seed
-    broken = hybrid.export_hybrid(gm, (x,), disable=("LP-1b",))
+    broken = hybrid.export_hybrid(gm, (x,), fixes=HYBRID.without("hybrid.opaque", "hybrid.build_scope"))
     with pytest.raises(SyntaxError):  # generated code cannot render the inline ScriptObject
         broken.module()
     fixed = hybrid.export_hybrid(gm, (x,))
@@ -128,7 +127,7 @@ def test_scoped_patch_is_thread_safe_and_restores() -> None:
 def test_lp2_program_is_not_callable(small_cnn, example, compile_quiet) -> None:
     compiled = compile_quiet(small_cnn, (example,))
     d = decision("LP-2")
-    if TORCH >= (2, 3):
+    if requires("torch>=2.3"):
         with pytest.raises(RuntimeError, match="Unable to call ExportedProgram directly"):
             compiled.program(example)
         assert d.applied
@@ -145,7 +144,7 @@ def test_lp4_load_moves_lifted_constants(small_cnn, example, compile_quiet, tmp_
 
     assert "map_location" not in inspect.signature(torch.export.load).parameters  # the upstream gap
     plain = torch.export.load(path).module().to("meta")
-    if TORCH >= (2, 5):
+    if requires("torch>=2.5"):
         with pytest.raises(
             RuntimeError, match="is not on the expected device meta"
         ):  # a constant stayed on cpu
@@ -158,14 +157,12 @@ def test_lp4_load_moves_lifted_constants(small_cnn, example, compile_quiet, tmp_
     assert loaded(example.to("meta")).device.type == "meta"
 
 
+@pytest.mark.requires(*by_id("LP-5").requirements)
 def test_lp5_buffer_without_persistent_flag(seed) -> None:
     _, gm, x = seed
     d = decision("LP-5")
-    if TORCH < (2, 3):
-        assert not d.applied and ("no persistent field" in d.reason or "outside >=2.3" in d.reason)
-        pytest.skip("torch 2.2 has no persistent flag: LP-5 is not applied here")
     with pytest.raises(AssertionError, match="Failed to specify persistent flag on BUFFER"):
-        hybrid.export_hybrid(gm, (x,), disable=("LP-5",))
+        hybrid.export_hybrid(gm, (x,), fixes=HYBRID.without("LP-5"))
     fixed = hybrid.export_hybrid(gm, (x,))
     buffers = [s for s in fixed.graph_signature.input_specs if s.kind.name == "BUFFER"]
     assert buffers and all(s.persistent is True for s in buffers)
@@ -189,7 +186,7 @@ def test_lp5_non_persistent_buffers_keep_their_flag() -> None:
             node.meta["val"] = x
     ep = hybrid.export_hybrid(gm, (x,))
     (spec,) = [s for s in ep.graph_signature.input_specs if s.kind.name == "BUFFER"]
-    assert getattr(spec, "persistent", False) is False or TORCH < (2, 3)
+    assert getattr(spec, "persistent", False) is False or requires("torch<2.3")
     assert torch.equal(compat.CompiledModule(ep, backend="hybrid", environment=ENV)(x), x * 3)
 
 
@@ -210,7 +207,7 @@ def test_lp6_integer_parameter() -> None:
     with pytest.raises(
         RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"
     ):
-        hybrid.export_hybrid(gm, (x,), disable=("LP-6",))
+        hybrid.export_hybrid(gm, (x,), fixes=HYBRID.without("LP-6"))
     fixed = hybrid.export_hybrid(gm, (x,))
     assert fixed.state_dict["steps"].dtype == torch.int64
     assert torch.equal(compat.CompiledModule(fixed, backend="hybrid", environment=ENV)(x), x * 3)

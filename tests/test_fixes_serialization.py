@@ -11,10 +11,9 @@ import torch
 
 from trtshim import compat
 from trtshim.compat import hybrid
-from trtshim.fixes import REGISTRY, select
+from trtshim.fixes import active, by_id
 
 ENV = compat.detect()
-SE3 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-3")
 
 
 def _dynamic_graph() -> tuple[torch.fx.GraphModule, torch.Tensor]:
@@ -45,31 +44,43 @@ def _round_trip_and_run(ep, x):
     return compat.CompiledModule(loaded, backend="hybrid", environment=ENV)(x)
 
 
-def test_se3_range_constraints_survive_save_and_load() -> None:
+def _empty_ranges() -> tuple[torch.export.ExportedProgram, torch.Tensor]:
+    """A dynamic-batch program as the legacy upstream exporter wrote it: ``range_constraints={}``."""
     gm, x = _dynamic_graph()
-    x7 = torch.randn(7, 5)
-    broken = hybrid.export_hybrid(gm, (x,), disable=("SE-3",))
-    assert dict(broken.range_constraints) == {}  # what the legacy upstream exporter produced
-    if SE3.applied:
-        with pytest.raises(KeyError, match="s0"):
-            _round_trip_and_run(broken, x7)
-    else:  # torch >= 2.6 rebuilds the ShapeEnv on load: nothing to fix, and the fix is not applied
-        assert "outside" in SE3.reason
-        assert _round_trip_and_run(broken, x7).shape == (7, 2)
+    ep = hybrid.export_hybrid(gm, (x,))
+    ep._range_constraints = {}
+    return ep, x
+
+
+def test_hybrid_exporter_keeps_range_constraints() -> None:
+    gm, x = _dynamic_graph()
     fixed = hybrid.export_hybrid(gm, (x,))
     ((low, high),) = [(int(r.lower), int(r.upper)) for r in fixed.range_constraints.values()]
     assert (low, high) in ((2, 64),)
-    assert _round_trip_and_run(fixed, x7).shape == (7, 2)
+    assert _round_trip_and_run(fixed, torch.randn(7, 5)).shape == (7, 2)
+
+
+@pytest.mark.requires(*by_id("SE-3").requirements)
+def test_se3_empty_ranges_fail_to_load_upstream() -> None:
+    broken, _ = _empty_ranges()
+    with pytest.raises(KeyError, match="s0"):
+        _round_trip_and_run(broken, torch.randn(7, 5))
+
+
+@pytest.mark.requires("torch>=2.6")
+def test_se3_newer_torch_rebuilds_ranges_itself() -> None:
+    assert not by_id("SE-3").matches(ENV)[0]
+    broken, _ = _empty_ranges()
+    assert _round_trip_and_run(broken, torch.randn(7, 5)).shape == (7, 2)
 
 
 def test_se3_save_repairs_a_program_with_empty_ranges(tmp_path) -> None:
-    gm, x = _dynamic_graph()
-    broken = hybrid.export_hybrid(gm, (x,), disable=("SE-3",))
+    broken, _ = _empty_ranges()
     path = compat.save(broken, tmp_path / "p.pt2")
     loaded = compat.load(path)
     assert loaded(torch.randn(9, 5)).shape == (9, 2)
     applied = {f["id"] for f in loaded.manifest["fixes"] if f["applied"]}
-    assert ("SE-3" in applied) is SE3.applied
+    assert ("SE-3" in applied) is by_id("SE-3").matches(ENV)[0]
 
 
 def _with_engine(saved, tmp_path, engine: dict, name: str = "engine.pt2"):
@@ -80,9 +91,10 @@ def _with_engine(saved, tmp_path, engine: dict, name: str = "engine.pt2"):
 
 def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, example, monkeypatch) -> None:
     from trtshim import errors
-    from trtshim.compat import artifact
+    from trtshim.compat.artifact import loading
     from trtshim.compat.environment import Environment
     from trtshim.compat.versions import PackageVersion
+    from trtshim.fixes.se6_engine_abi import check_engine
 
     saved = compat.save(compat.compile(small_cnn, (example,), backend="export"), tmp_path / "m.pt2")
     engine = {
@@ -95,7 +107,7 @@ def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, exa
     }
     path = _with_engine(saved, tmp_path, engine)
     deserialized = []
-    monkeypatch.setattr(artifact, "_deserialize", lambda *a: deserialized.append(a))
+    monkeypatch.setattr(loading, "_deserialize", lambda *a: deserialized.append(a))
     env = compat.detect()
     if env.torch_tensorrt is None:
         with pytest.raises(
@@ -107,12 +119,12 @@ def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, exa
         env.python, env.platform, env.torch, PackageVersion("torch-tensorrt", "2.11.0"), env.tensorrt
     )
     with pytest.raises(errors.IncompatibleArtifactError, match="engine ABI 7.*engine ABI 8"):
-        artifact.check_engine({"engine": engine}, other)
+        check_engine({"engine": engine}, other)
     same = Environment(
         env.python, env.platform, env.torch, PackageVersion("torch-tensorrt", "2.10.0"), env.tensorrt
     )
     with pytest.warns(errors.ArtifactCompatibilityWarning, match="not version-compatible"):
-        artifact.check_engine({"engine": engine}, same)  # same ABI group (7), other TensorRT: a warning
+        check_engine({"engine": engine}, same)  # same ABI group (7), other TensorRT: a warning
     assert deserialized == []
 
 
@@ -165,7 +177,7 @@ def test_a_torch_log_record_that_cannot_be_formatted_does_not_fail_the_load(tmp_
     record = logging.LogRecord("torch", logging.WARNING, __file__, 1, "a %s and %s", (1,), None)
     handler.emit(record)
     assert handler.messages == ["a %s and %s"]
-    from trtshim.compat.artifact import _WellFormedRecords
+    from trtshim.compat.artifact.loading import _WellFormedRecords
 
     assert _WellFormedRecords().filter(record) and record.getMessage() == "a %s and %s (1,)"
 
@@ -188,7 +200,7 @@ def test_co5_symint_crossing_an_engine_boundary(tmp_path) -> None:
     with torch.inference_mode():
         assert torch.equal(gm(x), model(x))  # eager hands the SymInt over as a 0-d tensor
 
-    broken = hybrid.export_hybrid(gm, (x,), disable=("CO-5",))
+    broken = hybrid.export_hybrid(gm, (x,), fixes=active("hybrid").without("CO-5"))
     with pytest.raises((RuntimeError, TypeError), match="Tensor"):  # a SymInt where Tensor[] is declared
         compat.CompiledModule(broken, backend="hybrid", environment=ENV)(x)
     fixed = hybrid.export_hybrid(gm, (x,))
@@ -201,58 +213,62 @@ def test_co5_symint_crossing_an_engine_boundary(tmp_path) -> None:
         assert torch.equal(loaded(x5), model(x5))
 
 
+GOLDEN = Path(__file__).parent / "data" / "golden"
+
+
+def _golden_io(golden: Path) -> dict:
+    return torch.load(golden.with_name(golden.name.replace(".pt2", ".io.pt")), weights_only=True)
+
+
+@pytest.mark.requires(*by_id("SE-9").requirements)
 def test_se9_torch_2_3_archives_load_on_torch_2_4() -> None:
-    golden = Path(__file__).parent / "data" / "golden" / "2.3" / "plain_cnn.pt2"
-    se9 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-9")
-    io_ = torch.load(golden.with_name("plain_cnn.io.pt"), weights_only=True)
+    from trtshim.compat.artifact import legacy
+
+    golden = GOLDEN / "2.3" / "plain_cnn.pt2"
+    io_ = _golden_io(golden)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if se9.applied:  # torch 2.4: the upstream failure with the fix off
-            with pytest.raises(AssertionError):
-                torch.export.load(golden)
-        else:
-            assert "outside" in se9.reason
-        if compat.detect().torch.line in ("2.3", "2.4"):  # type: ignore[union-attr]  # same schema major (5)
-            loaded = compat.load(golden)
-            assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
+        with pytest.raises(AssertionError):  # the upstream failure: torch's own loader
+            torch.export.load(golden)
+        with pytest.raises(AssertionError):  # the same with SE-9 left out of the load fixes
+            torch.export.load(legacy.repaired(str(golden), active("load").without("SE-9")))
+        loaded = compat.load(golden)
+    assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
+    assert "SE-9" in loaded.fixes_applied
 
 
+@pytest.mark.requires(*by_id("SE-7").requirements)
 def test_se7_none_user_inputs_from_torch_2_3_load_on_torch_2_4() -> None:
-    from trtshim.compat.artifact import _repaired_legacy_archive
+    from trtshim.compat.artifact import legacy
 
-    golden = Path(__file__).parent / "data" / "golden" / "2.3" / "none_input.pt2"
-    se7 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-7")
-    io_ = torch.load(golden.with_name("none_input.io.pt"), weights_only=True)
+    golden = GOLDEN / "2.3" / "none_input.pt2"
+    io_ = _golden_io(golden)
     assert io_["inputs"][1] is None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if se7.applied:  # torch 2.4: the upstream failure with the fix off (SE-9's repair alone)
-            broken = torch.export.load(_repaired_legacy_archive(str(golden), ("SE-9",)))
-            assert [n.name for n in broken.graph.nodes if n.op == "placeholder"][3] == "_unnamed"
-            with pytest.raises(SyntaxError) as info:  # upstream: forward(self, arg1163_1, , arg1166_1, ...)
-                broken.module()
-            assert ", ," in (info.value.text or "")
-            with pytest.raises(TypeError, match="takes 1 positional argument"):  # the program itself
-                broken.graph_module(*io_["inputs"])
-        else:
-            assert "outside" in se7.reason
-        if compat.detect().torch.line in ("2.3", "2.4"):  # type: ignore[union-attr]  # same schema major (5)
-            loaded = compat.load(golden)
-            assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
-            assert ("SE-7" in loaded.fixes_applied) == se7.applied
+        # the upstream failure with SE-7 left out (SE-9's repair alone, so that 2.4 reads the file at all)
+        broken = torch.export.load(legacy.repaired(str(golden), active("load").without("SE-7")))
+        assert [n.name for n in broken.graph.nodes if n.op == "placeholder"][3] == "_unnamed"
+        with pytest.raises(SyntaxError) as info:  # upstream: forward(self, arg1163_1, , arg1166_1, ...)
+            broken.module()
+        assert ", ," in (info.value.text or "")
+        with pytest.raises(TypeError, match="takes 1 positional argument"):  # the program itself
+            broken.graph_module(*io_["inputs"])
+        loaded = compat.load(golden)
+    assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
+    assert "SE-7" in loaded.fixes_applied
 
 
+@pytest.mark.requires(*by_id("SE-10").requirements)
 def test_se10_module_paths_with_commas_load_on_torch_2_2_and_2_3() -> None:
-    line = compat.detect().torch.line  # type: ignore[union-attr]
-    golden = Path(__file__).parent / "data" / "golden" / ("2.2" if line == "2.2" else "2.3") / "plain_cnn.pt2"
-    se10 = next(d for d in select(ENV, REGISTRY).decisions if d.fix.id == "SE-10")
+    from trtshim.compat.artifact import legacy
+
+    line = ENV.torch.line  # type: ignore[union-attr]
+    golden = GOLDEN / ("2.2" if line == "2.2" else "2.3") / "plain_cnn.pt2"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if se10.applied:  # torch 2.3: the upstream failure with the fix off
+        for source in (golden, legacy.repaired(str(golden), active("load").without("SE-10"))):
             with pytest.raises(Exception, match="positional arguments but 4 were given|Failed deserializing"):
-                torch.export.load(golden)
-            loaded = compat.load(golden)
-            io_ = torch.load(golden.with_name("plain_cnn.io.pt"), weights_only=True)
-            assert torch.allclose(loaded(*io_["inputs"]), io_["outputs"], atol=1e-5)
-        else:
-            assert "outside" in se10.reason
+                torch.export.load(source)  # the upstream failure: torch's own loader, and SE-10 left out
+        loaded = compat.load(golden)
+    assert torch.allclose(loaded(*_golden_io(golden)["inputs"]), _golden_io(golden)["outputs"], atol=1e-5)

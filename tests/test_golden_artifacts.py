@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from trtshim import compat, errors
-from trtshim.compat.artifact import export_schema_version
+from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.manifest import read_manifest
 
 GOLDEN = Path(__file__).parent / "data" / "golden"

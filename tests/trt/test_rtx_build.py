@@ -19,6 +19,7 @@ from trtshim import compat, errors
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import tensorrt as tensorrt_backend
 from trtshim.compat.backends import tensorrt_api
+from trtshim.fixes import active
 
 LOW = {"fp32": "FLOAT", "fp16": "HALF", "bf16": "BF16"}
 
@@ -113,7 +114,7 @@ def test_strongly_typed_tensorrt_ignores_builder_precision(built) -> None:
 def test_cp1_compile_leaves_the_callers_program_intact(built) -> None:
     program, x = _program()
     before = [(n.op, str(n.target)) for n in program.graph.nodes]
-    _compile(program, x, "fp16", disable=("CP-1", "CO-4"))  # CO-4 would also hand over a copy
+    _compile(program, x, "fp16", fixes=active("compile", "hybrid").without("CP-1", "CO-4"))  # CO-4 copies too
     mutated = [(n.op, str(n.target)) for n in program.graph.nodes]
     assert mutated != before  # the upstream defect: lowering rewrote the caller's graph
     assert program.module()(x).dtype == torch.float16

@@ -72,6 +72,7 @@ def compile(
         )
     from trtshim.compat.backends import tensorrt as tensorrt_backend
 
+    report = select(env, REGISTRY, stages=("export", "compile", "hybrid", "call"))
     program, source = tensorrt_backend.compile_program(
         model,
         args,
@@ -81,8 +82,8 @@ def compile(
         precision=precision,
         torch_executed_ops=tuple(torch_executed_ops),
         options=dict(backend_options),
+        fixes=report,
     )
-    report = select(env, REGISTRY, stages=("export", "compile", "save", "call"))
     names = dim_names(model, args, kwargs, dynamic_shapes, source)
     module = CompiledModule(
         program,

@@ -2,7 +2,8 @@
 
 Torch-TensorRT's legacy exporter (``dynamo/_exporter.py``) is where LP-1, LP-5, LP-6, LP-7, LP-8 and
 SE-3 live. This one, for the ``fx.GraphModule`` that ``torch_tensorrt.compile`` returns (or any graph
-of that shape):
+of that shape), runs with the ``hybrid`` fixes' hooks (``registry.POINTS``); each fix's code is in its
+module under ``trtshim.fixes``:
 
 * inlines torch submodules, wiring their inputs **positionally** (never by name: LP-7);
 * replaces each engine submodule by ``op(inputs, engine)`` where the engine object is an attribute
@@ -23,6 +24,7 @@ through attributes when trtshim builds the callable graph.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 from typing import Any, Callable
@@ -33,8 +35,11 @@ from torch.export import ExportedProgram
 from torch.export import graph_signature as gs
 from torch.utils import _pytree as pytree
 
-from trtshim.compat.program import is_script_object, quiet_inline_object_codegen, user_input_placeholders
+from trtshim.compat.program import is_script_object, register
 from trtshim.errors import TrtShimError
+from trtshim.fixes import FixReport, active
+from trtshim.fixes.co5_symint_engine_boundary import is_symint
+from trtshim.fixes.se3_range_constraints import harvest as harvest_range_constraints
 
 
 class HybridExportError(TrtShimError):
@@ -62,9 +67,8 @@ def _class_fqn(obj: Any) -> str:
 class _Builder:
     """Copies a hybrid GraphModule into one flat graph whose attributes all live on ``self.root``."""
 
-    def __init__(self, source: fx.GraphModule, disabled: frozenset[str] = frozenset()) -> None:
+    def __init__(self, source: fx.GraphModule, fixes: FixReport) -> None:
         self.source = source
-        self.disabled = disabled
         self.root = nn.Module()
         self.graph = fx.Graph()
         self.attrs: dict[str, fx.Node] = {}  # FQN on root -> its get_attr node
@@ -73,8 +77,9 @@ class _Builder:
         ] = {}  # FQN -> PARAMETER / BUFFER / BUFFER_NP / CONSTANT_TENSOR / CUSTOM_OBJ
         self.values: dict[str, Any] = {}
         self.user_placeholders: list[fx.Node] = []
-        # torch 2.2 cannot lift custom objects: they stay inline (its serializer's form)
-        self.inline_objects = "LP-1b" in disabled or not hasattr(gs, "CustomObjArgument")
+        self._opaque = fixes.hook("hybrid.opaque", lambda lift, fqn, obj: obj)
+        self._engine_input = fixes.hook("hybrid.engine_input", lambda builder, arg: arg)
+        self._engine_output = fixes.hook("hybrid.engine_output", lambda builder, item, value: item)
 
     # attributes ---------------------------------------------------------------------------------
 
@@ -112,8 +117,8 @@ class _Builder:
         return node
 
     def opaque(self, fqn: str, value: Any) -> Any:
-        """An opaque (ScriptObject) value: lifted as a custom object, or left inline on torch 2.2."""
-        return value if self.inline_objects else self.lifted(fqn, value, "CUSTOM_OBJ")
+        """An opaque (ScriptObject) value: what the ``hybrid.opaque`` hook makes of it (LP-1)."""
+        return self._opaque(self.lifted, fqn, value)
 
     def _unique(self, fqn: str, value: Any) -> str:
         base, i = fqn, 0
@@ -192,15 +197,8 @@ class _Builder:
         new.meta = dict(node.meta)
         return new
 
-    def as_tensor(self, arg: Any) -> Any:
-        """An engine takes ``Tensor[]``: a SymInt crossing into it becomes a 0-d tensor (CO-5)."""
-        if not (isinstance(arg, fx.Node) and _is_symint(arg.meta.get("val"))):
-            return arg
-        node = self.graph.call_function(torch.ops.aten.scalar_tensor.default, (arg,), {"dtype": torch.int64})
-        node.meta["val"] = self.fake_scalar(arg.meta["val"])
-        return node
-
-    def fake_scalar(self, value: Any) -> Any:
+    def fake_scalar(self) -> Any:
+        """A fake 0-d int64 tensor in the graph's fake mode (what a SymInt is inside an engine call)."""
         mode = _fake_mode([n for n in self.graph.nodes if n.op == "placeholder"])
         if mode is None:
             return None
@@ -212,19 +210,16 @@ class _Builder:
         if call is not None:
             op, engine = call
             obj = self.opaque(f"{fqn}_engine".replace(".", "_"), engine)
-            inputs = list(args) if "CO-5" in self.disabled else [self.as_tensor(a) for a in args]
+            inputs = [self._engine_input(self, a) for a in args]  # CO-5
             out = self.graph.call_function(op, (inputs, obj))
             val = node.meta.get("val")
             vals = list(val) if isinstance(val, (tuple, list)) else [val]
-            out.meta["val"] = [self.fake_scalar(v) if _is_symint(v) else v for v in vals]
+            out.meta["val"] = [self.fake_scalar() if is_symint(v) else v for v in vals]
             items: list[Any] = []
             for i, v in enumerate(vals):
                 item = self.graph.call_function(operator.getitem, (out, i))
                 item.meta["val"] = out.meta["val"][i]
-                if _is_symint(v) and "CO-5" not in self.disabled:  # a scalar output: back to a SymInt (CO-5)
-                    item = self.graph.call_function(torch.ops.aten.item.default, (item,))
-                    item.meta["val"] = v
-                items.append(item)
+                items.append(self._engine_output(self, item, v))  # CO-5
             return tuple(items) if isinstance(val, (tuple, list)) else items[0]
         if isinstance(sub, fx.GraphModule):
             return self.copy(sub, args, fqn)
@@ -240,10 +235,6 @@ class _Builder:
         )
 
 
-def _is_symint(value: Any) -> bool:
-    return isinstance(value, (int, torch.SymInt)) and not isinstance(value, bool)
-
-
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
@@ -253,27 +244,6 @@ def _placeholder_name(kind: str, fqn: str) -> str:
         kind
     ]
     return f"{prefix}_{re.sub(r'[^0-9a-zA-Z_]', '_', fqn)}".lower()
-
-
-def _register(
-    root: nn.Module, fqn: str, value: Any, kind: str, disabled: frozenset[str] = frozenset()
-) -> None:
-    *path, leaf = fqn.split(".")
-    mod = root
-    for part in path:
-        if part not in mod._modules:
-            mod.add_module(part, nn.Module())
-        mod = mod._modules[part]  # type: ignore[assignment]
-    if kind == "PARAMETER":
-        if "LP-6" in disabled:  # what the upstream lift() did: a fresh Parameter, requires_grad=True
-            value = nn.Parameter(value.detach())
-        elif not isinstance(value, nn.Parameter):  # never requires_grad on integers (LP-6)
-            value = nn.Parameter(value, requires_grad=value.is_floating_point() and value.requires_grad)
-        mod.register_parameter(leaf, value)
-    elif kind in ("BUFFER", "BUFFER_NP"):
-        mod.register_buffer(leaf, value, persistent=kind == "BUFFER")
-    else:
-        setattr(mod, leaf, value)
 
 
 _KIND_ORDER = ("PARAMETER", "BUFFER", "BUFFER_NP", "CONSTANT_TENSOR", "CUSTOM_OBJ")
@@ -286,12 +256,10 @@ def _fields(cls: Any) -> set[str]:
 
 
 def _input_spec(
-    kind: str,
-    name: str,
-    fqn: str | None,
-    class_fqn: str | None = None,
-    disabled: frozenset[str] = frozenset(),
+    kind: str, name: str, fqn: str | None, fixes: FixReport, class_fqn: str | None = None
 ) -> gs.InputSpec:
+    if kind != "USER" and fixes.hook("hybrid.lifted_kind", lambda k: "USER")(kind) == "USER":
+        return _input_spec("USER", name, None, fixes)  # what the pre-fix upstream exporter declared (LP-1)
     kinds = {"BUFFER_NP": "BUFFER", "USER": "USER_INPUT"}
     input_kind = getattr(gs.InputKind, kinds.get(kind, kind), None)
     if input_kind is None:
@@ -305,10 +273,7 @@ def _input_spec(
         else gs.TensorArgument(name=name)
     )
     kwargs: dict[str, Any] = {"kind": input_kind, "arg": arg, "target": fqn}
-    if "LP-1a" in disabled and kind != "USER":  # what the pre-fix upstream exporter declared
-        return _input_spec("USER", name, None)
-    if "persistent" in _fields(gs.InputSpec) and "LP-5" not in disabled:
-        kwargs["persistent"] = {"BUFFER": True, "BUFFER_NP": False}.get(kind)
+    kwargs.update(fixes.hook("hybrid.spec_fields", lambda k: {})(kind))  # LP-5
     return gs.InputSpec(**kwargs)
 
 
@@ -316,23 +281,6 @@ def _fake_mode(nodes: list[fx.Node]) -> Any:
     from torch._guards import detect_fake_mode
 
     return detect_fake_mode([n.meta.get("val") for n in nodes if isinstance(n.meta.get("val"), torch.Tensor)])
-
-
-def _range_constraints(user_nodes: list[fx.Node], fake_mode: Any) -> dict[Any, Any]:
-    shape_env = getattr(fake_mode, "shape_env", None)
-    if shape_env is None:
-        return {}
-    out: dict[Any, Any] = {}
-    for node in user_nodes:
-        val = node.meta.get("val")
-        if not isinstance(val, torch.Tensor):
-            continue
-        for d in val.shape:
-            expr = getattr(getattr(d, "node", None), "expr", None)
-            for sym in getattr(expr, "free_symbols", ()):
-                if sym in shape_env.var_to_range:
-                    out[sym] = shape_env.var_to_range[sym]
-    return out
 
 
 def _module_call_graph(in_spec: Any, out_spec: Any) -> list[Any]:
@@ -350,19 +298,15 @@ def export_hybrid(
     example_args: tuple[Any, ...] | list[Any],
     example_kwargs: dict[str, Any] | None = None,
     *,
-    disable: tuple[str, ...] | frozenset[str] = (),
+    fixes: FixReport | None = None,
 ) -> ExportedProgram:
     """An ``ExportedProgram`` equivalent to the hybrid ``gm`` (see the module docstring).
 
-    Every fix is part of building a correct program, on every torch (where a field does not exist,
-    e.g. ``persistent`` on 2.2, it is left out). ``disable`` is for tests that reproduce an upstream
-    defect, never for use: ``"LP-1a"`` (lifted values declared as user
-    inputs), ``"LP-1b"`` (opaque objects left inline, no fallback guard), ``"LP-5"``, ``"LP-6"``,
-    ``"SE-3"`` (no range constraints), ``"CO-5"`` (SymInts passed into an engine's ``Tensor[]``).
+    ``fixes``: the set to build with (default: the ``hybrid`` fixes this stack needs). A test leaves
+    one out (``active("hybrid").without("LP-5")``) to reproduce the upstream defect; the self-check of
+    the result runs only with nothing left out.
     """
-    disabled = frozenset(disable)
-    if "LP-1" in disabled:
-        disabled |= {"LP-1a", "LP-1b"}
+    fixes = fixes if fixes is not None else active("hybrid")
     flat_args, in_spec = pytree.tree_flatten((tuple(example_args), dict(example_kwargs or {})))
     source_placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(source_placeholders) != len(flat_args):
@@ -370,7 +314,7 @@ def export_hybrid(
             f"the graph has {len(source_placeholders)} inputs but {len(flat_args)} example inputs were given",
             "pass the inputs the graph was compiled with",
         )
-    b = _Builder(gm, disabled)
+    b = _Builder(gm, fixes)
     users: list[fx.Node] = []
     for ph in source_placeholders:
         new = b.graph.placeholder(ph.name)
@@ -387,6 +331,8 @@ def export_hybrid(
     b.graph.output(tuple(out_flat))
 
     fake_mode = _fake_mode(users + [n for n in b.graph.nodes if n.op == "call_function"])
+    # what upstream lift() did without LP-6: a fresh Parameter, requires_grad=True
+    parameter = fixes.hook("hybrid.parameter", lambda t: nn.Parameter(t.detach()))
     specs: list[gs.InputSpec] = []
     first_user = users[0] if users else None
     for kind in _KIND_ORDER:
@@ -409,9 +355,9 @@ def export_hybrid(
                 ph.meta["val"] = fake_mode.from_tensor(value, static_shapes=True)
             node.replace_all_uses_with(ph)
             b.graph.erase_node(node)
-            specs.append(_input_spec(kind, ph.name, fqn, class_fqn, disabled))
-            _register(b.root, fqn, value, kind, disabled)
-    specs += [_input_spec("USER", n.name, None) for n in users]
+            specs.append(_input_spec(kind, ph.name, fqn, fixes, class_fqn))
+            register(b.root, fqn, value, kind, parameter=parameter)
+    specs += [_input_spec("USER", n.name, None, fixes) for n in users]
     _fill_missing_meta(b, users, flat_args, fake_mode)
     out_specs = [_output_spec(n) for n in out_flat]
     signature = gs.ExportGraphSignature(input_specs=specs, output_specs=out_specs)
@@ -422,11 +368,12 @@ def export_hybrid(
     )
     state_dict = {f: v for f, v in b.values.items() if b.kinds[f] in state_kinds}  # 2.2 keeps every buffer
     constants = {f: v for f, v in b.values.items() if b.kinds[f] not in state_kinds}
-    if "LP-1a" in disabled:  # the pre-fix exporter kept every lifted value as an input of the program
-        state_dict = {}
-    ranges = {} if "SE-3" in disabled else _range_constraints(users, fake_mode)
-    ep = _make_program(b, signature, state_dict, constants, ranges, in_spec, out_spec, disabled)
-    if not disabled:
+    if fixes.hook("hybrid.lifted_kind", lambda k: "USER")("PARAMETER") == "USER":
+        state_dict = {}  # the pre-fix exporter kept every lifted value as an input of the program (LP-1)
+    ranges = harvest_range_constraints(users, fake_mode)
+    build_scope = fixes.hook("hybrid.build_scope", contextlib.nullcontext)  # LP-1
+    ep = _make_program(b, signature, state_dict, constants, ranges, in_spec, out_spec, build_scope)
+    if not fixes.left_out:
         check_program(ep, len(flat_args))
     return ep
 
@@ -467,7 +414,7 @@ def _make_program(
     range_constraints: dict[Any, Any],
     in_spec: Any,
     out_spec: Any,
-    disabled: frozenset[str] = frozenset(),
+    build_scope: Callable[[], Any],
 ) -> ExportedProgram:
     import inspect
 
@@ -486,21 +433,8 @@ def _make_program(
         kwargs["constants"] = constants
     elif constants:  # torch 2.2: tensor constants only
         kwargs["tensor_constants"] = constants
-    if "LP-1b" in disabled:
+    with build_scope():
         return ExportedProgram(**kwargs)
-    with guard_graph_module_fallback(), quiet_inline_object_codegen():
-        return ExportedProgram(**kwargs)
-
-
-def repair_range_constraints(ep: ExportedProgram) -> bool:
-    """Refill an empty ``range_constraints`` from the graph's ShapeEnv (SE-3). True when it changed."""
-    if ep.range_constraints:
-        return False
-    users = user_input_placeholders(ep)
-    ranges = _range_constraints(users, _fake_mode(users))
-    if ranges:
-        ep._range_constraints = ranges
-    return bool(ranges)
 
 
 def check_program(ep: ExportedProgram, n_user_args: int) -> None:
@@ -520,18 +454,3 @@ def check_program(ep: ExportedProgram, n_user_args: int) -> None:
     for node in ep.graph.nodes:
         if node.op == "get_attr" and not hasattr(ep.graph_module, str(node.target)):
             raise HybridExportError(f"the program's graph module lost the attribute {node.target!r} (LP-1)")
-
-
-def guard_graph_module_fallback() -> Any:
-    """Scope in which torch's ``_create_graph_module_for_export`` keeps every ``get_attr`` target.
-
-    When code generation fails (an object rendered inline), torch falls back to an empty
-    ``GraphModule`` and copies no attributes (LP-1, still present in torch 2.13). Inside this scope
-    the fallback also copies every ``get_attr`` target from the root.
-    """
-    import contextlib
-
-    from trtshim.fixes.lp1_engine_with_weights import graph_module_fallback_patch
-
-    patch = graph_module_fallback_patch()
-    return patch if patch.available() else contextlib.nullcontext()  # torch 2.2 has no such fallback

@@ -25,23 +25,6 @@ if TYPE_CHECKING:
     from trtshim.fixes.registry import FixReport
 
 
-def _assign(root: nn.Module, fqn: str, value: Any, kind: str) -> None:
-    *path, leaf = fqn.split(".")
-    mod = root
-    for part in path:
-        child = mod._modules.get(part)
-        if child is None:
-            child = nn.Module()
-            mod.add_module(part, child)
-        mod = child
-    if kind == "PARAMETER":
-        if not isinstance(value, nn.Parameter):  # integer params cannot require grad (upstream #4480)
-            value = nn.Parameter(value, requires_grad=value.requires_grad and value.is_floating_point())
-        mod.register_parameter(leaf, value)
-    else:
-        mod.register_buffer(leaf, value, persistent=(kind == "BUFFER_P"))
-
-
 def _is_leaf(spec: Any) -> bool:
     is_leaf = getattr(spec, "is_leaf", None)
     return bool(is_leaf()) if callable(is_leaf) else spec.type is None
@@ -87,9 +70,11 @@ class CompiledModule(nn.Module):
             value = prog.lifted_value(program, slot, constants)
             fqn = slot.target or slot.name
             if isinstance(value, torch.Tensor) and slot.kind != "TOKEN":
-                kind = "BUFFER_P" if slot.kind == "BUFFER" and slot.persistent is not False else slot.kind
+                # every lifted tensor is state of this module, so .to() moves constants too (LP-4)
+                persistent = slot.kind == "BUFFER" and slot.persistent is not False
+                kind = slot.kind if slot.kind == "PARAMETER" else "BUFFER" if persistent else "BUFFER_NP"
                 if fqn not in registered:
-                    _assign(self, fqn, value, kind)
+                    prog.register(self, fqn, value, kind)
                     registered.add(fqn)
                 self._slot_plan.append(("lifted", fqn))
             else:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 from torch.utils import _pytree as pytree
@@ -124,49 +124,6 @@ def custom_ops(ep: ExportedProgram) -> list[torch._ops.OpOverload]:
     return list(seen.values())
 
 
-def with_integer_parameters_as_buffers(ep: ExportedProgram) -> tuple[ExportedProgram, list[str]]:
-    """``ep`` with non-float parameters declared as persistent buffers, and their FQNs (LP-6).
-
-    An integer parameter cannot require grad, yet torch 2.9's own ``torch.export.load`` re-wraps
-    parameters as ``nn.Parameter(t)`` and fails with ``Only Tensors of floating point and complex dtype
-    can require gradients``. As a buffer it keeps its FQN, dtype and state_dict key on every torch.
-    Older torch saves them as they are: their archives never reach 2.9, and on 2.2 a buffer among
-    the parameters would break ``ExportedProgram.__call__`` (it binds by kind, not by order).
-    ``ep`` itself is left alone: the result shares its graph and tensors, with its own signature and
-    state_dict mapping (returned as is when there is nothing to change).
-    """
-    import copy
-    import dataclasses
-
-    from trtshim.compat.versions import parse
-
-    installed = parse(torch.__version__)
-    if installed is not None and installed.release[:2] < (2, 6):  # only 2.6+ archives reach 2.9's loader
-        return ep, []
-    specs = list(ep.graph_signature.input_specs)
-    has_persistent = "persistent" in {f.name for f in dataclasses.fields(specs[0])} if specs else False
-    state = dict(ep.state_dict)
-    demoted = []
-    for i, spec in enumerate(specs):
-        if spec.kind != InputKind.PARAMETER or spec.target not in state:
-            continue
-        value = state[spec.target]
-        if value.is_floating_point() or value.is_complex():
-            continue
-        kwargs: dict[str, Any] = {"kind": InputKind.BUFFER, "arg": spec.arg, "target": spec.target}
-        if has_persistent:
-            kwargs["persistent"] = True
-        specs[i] = type(spec)(**kwargs)
-        state[str(spec.target)] = value.detach()
-        demoted.append(str(spec.target))
-    if not demoted:
-        return ep, []
-    out = copy.copy(ep)
-    out._graph_signature = dataclasses.replace(ep.graph_signature, input_specs=specs)
-    out._state_dict = state
-    return out, demoted
-
-
 def is_script_object(value: Any) -> bool:
     """A TorchBind object (or its fake) — what an engine is to the graph."""
     if isinstance(value, torch.ScriptObject):
@@ -237,3 +194,36 @@ def attribute(root: Any, target: str) -> Any:
     for part in target.split("."):
         root = getattr(root, part)
     return root
+
+
+def has_attribute(root: Any, target: str) -> bool:
+    """Whether ``root.a.b.c`` exists for ``target="a.b.c"``."""
+    try:
+        attribute(root, target)
+    except AttributeError:
+        return False
+    return True
+
+
+def register(
+    root: nn.Module, fqn: str, value: Any, kind: str, *, parameter: Callable[[Any], Any] | None = None
+) -> None:
+    """Put ``value`` on ``root`` under ``fqn`` (submodules created on the way) as what ``kind`` says:
+    ``PARAMETER`` (through ``parameter``; default: kept as given, no gradients asked of integers: LP-6),
+    ``BUFFER`` (persistent), ``BUFFER_NP`` (non-persistent), anything else a plain attribute."""
+    from trtshim.fixes.lp6_integer_parameters import keep_parameter
+
+    *path, leaf = fqn.split(".")
+    mod = root
+    for part in path:
+        child = mod._modules.get(part)
+        if child is None:
+            child = nn.Module()
+            mod.add_module(part, child)
+        mod = child
+    if kind == "PARAMETER":
+        mod.register_parameter(leaf, (parameter or keep_parameter)(value))
+    elif kind in ("BUFFER", "BUFFER_NP"):
+        mod.register_buffer(leaf, value, persistent=kind == "BUFFER")
+    else:
+        setattr(mod, leaf, value)

@@ -1,10 +1,19 @@
 """Backported fixes for upstream torch / torch_tensorrt defects, selected per installed versions.
 
 ``REGISTRY`` lists every fix trtshim knows (one module per defect); ``select(env)`` says which this
-environment needs and why. Importing this package imports no torch.
+environment needs and why, as a ``FixReport`` that compile / save / load hand down and whose hooks
+their code calls at named points (``registry.POINTS``). Importing this package imports no torch.
+
+Adding a fix: copy a module like ``se9_legacy_example_inputs.py`` (docstring: the defect, affected
+versions, upstream links, ``fixed_in``, when to delete it; then its hook functions and ``FIX``), add it to
+``REGISTRY`` below, and copy its test (``tests/test_fixes_serialization.py::test_se9...``): the defect
+reproduced with ``report.without(ID)`` on an affected torch, gone with the fix, gated by
+``@pytest.mark.requires(...)``. A new hook point goes into ``POINTS`` with the code that calls it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from trtshim.fixes import (
     co2_retrace_engine,
@@ -24,7 +33,10 @@ from trtshim.fixes import (
     se9_legacy_example_inputs,
     se10_module_stack_commas,
 )
-from trtshim.fixes.registry import FAMILIES, STAGES, Decision, Fix, FixReport, select
+from trtshim.fixes.registry import FAMILIES, POINTS, STAGES, Decision, Fix, FixReport, select
+
+if TYPE_CHECKING:
+    from trtshim.compat.environment import Environment
 
 REGISTRY: tuple[Fix, ...] = (
     lp1_engine_with_weights.FIX,
@@ -53,4 +65,22 @@ def by_id(fix_id: str) -> Fix:
     raise KeyError(fix_id)
 
 
-__all__ = ["FAMILIES", "REGISTRY", "STAGES", "Decision", "Fix", "FixReport", "by_id", "select"]
+def active(*stages: str, env: Environment | None = None) -> FixReport:
+    """The fixes of ``stages`` (all when none) that ``env`` (default: the installed stack) needs."""
+    from trtshim.compat.environment import detect
+
+    return select(env if env is not None else detect(), REGISTRY, stages=stages or None)
+
+
+__all__ = [
+    "FAMILIES",
+    "POINTS",
+    "REGISTRY",
+    "STAGES",
+    "Decision",
+    "Fix",
+    "FixReport",
+    "active",
+    "by_id",
+    "select",
+]

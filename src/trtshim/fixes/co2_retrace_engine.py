@@ -24,6 +24,7 @@ FIX = Fix(
         "https://github.com/pytorch/TensorRT/pull/3262",
         "https://github.com/pytorch/TensorRT/pull/3322",
     ),
-    stage="save",
-    how="transform",
+    stage="hybrid",
+    how="design",
+    lives_in="trtshim.compat.hybrid.export_hybrid (builds the program from the graph as it is)",
 )

@@ -90,6 +90,15 @@ def plugin_converted(target: Any) -> bool:
     return any(getattr(fn, "__name__", "") == "custom_kernel_converter" for fn in converters)
 
 
+def rewrite_before_compile(job: Any) -> None:
+    """Hook ``compile.program``: rewrite a copy of the program; ops that cannot be rewritten go to ``job.keep``."""
+    from trtshim.fixes.cp1_compile_mutates_program import copy_before_compile
+
+    copy_before_compile(job)  # dynamo.compile's lowering edits the graph it is given
+    job.keep.update(rewrite(job.program.graph_module.graph, job.release, plugin_converted))
+    job.program.graph_module.recompile()
+
+
 FIX = Fix(
     id="CO-4",
     family="custom-ops",
@@ -102,4 +111,5 @@ FIX = Fix(
     ),
     stage="compile",
     how="transform",
+    hooks={"compile.program": rewrite_before_compile},
 )

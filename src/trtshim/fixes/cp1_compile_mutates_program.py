@@ -36,6 +36,13 @@ def graph_copy(program: Any) -> Any:
     return copy.deepcopy(program, memo=dict(shared))
 
 
+def copy_before_compile(job: Any) -> None:
+    """Hook ``compile.program``: ``dynamo.compile`` gets a graph copy (once, whoever asks first)."""
+    if not job.copied:
+        job.program = graph_copy(job.program)
+        job.copied = True
+
+
 FIX = Fix(
     id="CP-1",
     family="compile",
@@ -47,4 +54,5 @@ FIX = Fix(
     ),
     stage="compile",
     how="transform",
+    hooks={"compile.program": copy_before_compile},
 )

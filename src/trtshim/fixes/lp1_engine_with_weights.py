@@ -13,7 +13,8 @@ Delete when torch_tensorrt < 2.3 leaves the matrix *and* torch's fallback copies
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Callable
 
 from trtshim.fixes.patching import ScopedPatch
 from trtshim.fixes.registry import Fix
@@ -23,25 +24,16 @@ def _copy_get_attrs(original: Any) -> Any:
     def create_graph_module_for_export(root: Any, graph: Any) -> Any:
         from torch.fx.graph_module import _copy_attr
 
+        from trtshim.compat.program import has_attribute
+
         gm = original(root, graph)
         for node in graph.nodes:
-            if (
-                node.op == "get_attr"
-                and not _has_attr(gm, str(node.target))
-                and _has_attr(root, str(node.target))
-            ):
-                _copy_attr(root, gm, str(node.target))
+            target = str(node.target)
+            if node.op == "get_attr" and not has_attribute(gm, target) and has_attribute(root, target):
+                _copy_attr(root, gm, target)
         return gm
 
     return create_graph_module_for_export
-
-
-def _has_attr(obj: Any, target: str) -> bool:
-    for part in target.split("."):
-        if not hasattr(obj, part):
-            return False
-        obj = getattr(obj, part)
-    return True
 
 
 GRAPH_MODULE_FALLBACK = ScopedPatch(
@@ -58,6 +50,30 @@ def graph_module_fallback_patch() -> ScopedPatch:
     return GRAPH_MODULE_FALLBACK if GRAPH_MODULE_FALLBACK.available() else GRAPH_MODULE_FALLBACK_2_2
 
 
+def declared_kind(kind: str) -> str:
+    """Hook ``hybrid.lifted_kind``: a lifted value is declared as what it is (defect 1: a user input)."""
+    return kind
+
+
+def lift_opaque(lift: Callable[[str, Any, str], Any], fqn: str, obj: Any) -> Any:
+    """Hook ``hybrid.opaque``: an opaque object becomes a lifted custom object (defect 2: left inline).
+    torch 2.2 has no custom-object inputs; its serializer stores inline objects itself."""
+    from torch.export import graph_signature
+
+    return lift(fqn, obj, "CUSTOM_OBJ") if hasattr(graph_signature, "CustomObjArgument") else obj
+
+
+@contextlib.contextmanager
+def guarded_build() -> Any:
+    """Hook ``hybrid.build_scope``: while a program is built, torch's code-generation fallback copies
+    every ``get_attr`` target (still dropped by torch 2.13), and torch 2.2's inline-object warning is quiet."""
+    from trtshim.compat.program import quiet_inline_object_codegen
+
+    patch = graph_module_fallback_patch()
+    with patch if patch.available() else contextlib.nullcontext(), quiet_inline_object_codegen():
+        yield
+
+
 FIX = Fix(
     id="LP-1",
     family="lifted-params",
@@ -70,6 +86,11 @@ FIX = Fix(
         "https://github.com/pytorch/TensorRT/pull/2575",
         "https://github.com/pytorch/TensorRT/pull/2691",
     ),
-    stage="save",
+    stage="hybrid",
     how="transform+patch",
+    hooks={
+        "hybrid.lifted_kind": declared_kind,
+        "hybrid.opaque": lift_opaque,
+        "hybrid.build_scope": guarded_build,
+    },
 )

@@ -17,5 +17,6 @@ FIX = Fix(
     fixed_in={},
     links=("https://github.com/pytorch/TensorRT/issues/2685",),
     stage="call",
-    how="transform",
+    how="design",
+    lives_in="trtshim.compat.module.CompiledModule (an nn.Module that calls the flat graph)",
 )

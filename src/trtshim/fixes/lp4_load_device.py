@@ -25,5 +25,6 @@ FIX = Fix(
         "https://github.com/pytorch/pytorch/pull/189876",
     ),
     stage="load",
-    how="transform",
+    how="design",
+    lives_in="trtshim.compat.module.CompiledModule (lifted constants are buffers: .to() moves them)",
 )

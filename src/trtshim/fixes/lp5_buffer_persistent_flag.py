@@ -20,6 +20,11 @@ def _probe() -> tuple[bool, str]:
     return False, "InputSpec has no persistent field"
 
 
+def persistent_field(kind: str) -> dict[str, bool | None]:
+    """Hook ``hybrid.spec_fields``: every input spec states ``persistent`` (True / False for buffers)."""
+    return {"persistent": {"BUFFER": True, "BUFFER_NP": False}.get(kind)}
+
+
 FIX = Fix(
     id="LP-5",
     family="lifted-params",
@@ -27,7 +32,8 @@ FIX = Fix(
     affected={"torch": ">=2.3"},
     fixed_in={"torch_tensorrt": "2.14.0"},
     links=("https://github.com/pytorch/TensorRT/pull/4446",),
-    stage="save",
+    stage="hybrid",
     how="transform",
     probe=_probe,
+    hooks={"hybrid.spec_fields": persistent_field},
 )

@@ -16,6 +16,7 @@ FIX = Fix(
     affected={"torch": ">=2.2"},
     fixed_in={"torch_tensorrt": "2.14.0"},
     links=("https://github.com/pytorch/TensorRT/pull/4446",),
-    stage="save",
-    how="transform",
+    stage="hybrid",
+    how="design",
+    lives_in="trtshim.compat.hybrid._Builder.copy (placeholders bound by position)",
 )

@@ -19,5 +19,6 @@ FIX = Fix(
     fixed_in={"torch_tensorrt": "2.14.0"},
     links=("https://github.com/pytorch/TensorRT/pull/4349", "https://github.com/pytorch/pytorch/pull/122452"),
     stage="call",
-    how="transform",
+    how="design",
+    lives_in="trtshim.compat.program.input_slots (lifted values found through the signature)",
 )

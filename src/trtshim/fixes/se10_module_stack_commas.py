@@ -9,7 +9,23 @@ archive. Delete when torch 2.3 leaves the matrix.
 
 from __future__ import annotations
 
+from typing import Any
+
 from trtshim.fixes.registry import Fix
+
+
+def strip_module_stacks(program: Any) -> None:
+    """Hook ``load.program_json``: drop every node's ``nn_module_stack`` metadata, in place."""
+    if isinstance(program, dict):
+        meta = program.get("metadata")
+        if isinstance(meta, dict):
+            meta.pop("nn_module_stack", None)
+        for value in program.values():
+            strip_module_stacks(value)
+    elif isinstance(program, list):
+        for value in program:
+            strip_module_stacks(value)
+
 
 FIX = Fix(
     id="SE-10",
@@ -20,4 +36,5 @@ FIX = Fix(
     links=("https://github.com/pytorch/pytorch/blob/v2.3.1/torch/_export/serde/serialize.py",),
     stage="load",
     how="transform",
+    hooks={"load.program_json": strip_module_stacks},
 )

@@ -9,7 +9,48 @@ harvests every dynamic dim's range from the graph's ShapeEnv, and ``save`` refil
 
 from __future__ import annotations
 
+from typing import Any
+
 from trtshim.fixes.registry import Fix
+
+
+def harvest(user_nodes: list[Any], fake_mode: Any) -> dict[Any, Any]:
+    """The range of every dynamic dim of ``user_nodes``' fake values, from the ShapeEnv (what
+    torch.export records itself; trtshim's hybrid exporter calls this for every program it builds)."""
+    import torch
+
+    shape_env = getattr(fake_mode, "shape_env", None)
+    if shape_env is None:
+        return {}
+    out: dict[Any, Any] = {}
+    for node in user_nodes:
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            continue
+        for d in val.shape:
+            expr = getattr(getattr(d, "node", None), "expr", None)
+            for sym in getattr(expr, "free_symbols", ()):
+                if sym in shape_env.var_to_range:
+                    out[sym] = shape_env.var_to_range[sym]
+    return out
+
+
+def refill_range_constraints(ep: Any) -> Any:
+    """Hook ``save.repair``: an empty ``range_constraints`` is refilled from the graph's ShapeEnv, in place."""
+    import torch
+    from torch._guards import detect_fake_mode
+
+    from trtshim.compat.program import user_input_placeholders
+
+    if ep.range_constraints:
+        return ep
+    users = user_input_placeholders(ep)
+    vals = [n.meta.get("val") for n in users]
+    ranges = harvest(users, detect_fake_mode([v for v in vals if isinstance(v, torch.Tensor)]))
+    if ranges:
+        ep._range_constraints = ranges
+    return ep
+
 
 FIX = Fix(
     id="SE-3",
@@ -25,4 +66,5 @@ FIX = Fix(
     ),
     stage="save",
     how="transform",
+    hooks={"save.repair": refill_range_constraints},
 )

@@ -10,15 +10,87 @@ upstream (a format property): never deleted.
 
 from __future__ import annotations
 
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from trtshim.fixes.registry import Fix
+
+if TYPE_CHECKING:
+    from trtshim.compat.environment import Environment
+
+
+def engine_abi(env: Environment) -> str | None:
+    """The engine ABI version of the installed torch_tensorrt, from the matrix data."""
+    from trtshim.errors import TrtShimError
+    from trtshim.matrix.model import Matrix
+
+    if env.torch_tensorrt is None:
+        return None
+    try:
+        release = env.torch_tensorrt.raw.split("+")[0]
+        return Matrix.load().abi_group(release, env.torch_tensorrt.name).abi_version
+    except TrtShimError:
+        return None
+
+
+def record_engine(manifest: dict[str, Any], module: Any) -> None:
+    """Hook ``save.manifest``: for programs that call TensorRT engines, what a loader must match."""
+    from trtshim.compat.program import custom_ops
+
+    if not any(op.namespace == "tensorrt" for op in custom_ops(module.program)):
+        return
+    env = module.environment
+    manifest["engine"] = {
+        "torch_tensorrt": env.torch_tensorrt.raw if env.torch_tensorrt else None,
+        "flavour": env.torch_tensorrt_flavour,
+        "tensorrt": env.tensorrt_version,
+        "abi": engine_abi(env),
+        "version_compatible": module.engine_options.get("version_compatible", False),
+        "hardware_compatible": module.engine_options.get("hardware_compatible", False),
+    }
+
+
+def check_engine(manifest: dict[str, Any], env: Environment) -> None:
+    """Hook ``load.check``: refuse an artifact whose TensorRT engines this stack cannot deserialize."""
+    from trtshim.errors import ArtifactCompatibilityWarning, IncompatibleArtifactError
+
+    engine = manifest.get("engine")
+    if not engine:
+        return
+    saved = f"torch_tensorrt {engine.get('torch_tensorrt')} ({engine.get('flavour')}, engine ABI {engine.get('abi')})"
+    if env.torch_tensorrt is None:
+        raise IncompatibleArtifactError(
+            f"the artifact holds TensorRT engines built by {saved}; torch_tensorrt is not installed here",
+            f"install {engine.get('flavour')}=={engine.get('torch_tensorrt')} (`trtshim pins --torch-tensorrt "
+            f"{engine.get('torch_tensorrt')}`)",
+        )
+    here = engine_abi(env)
+    if engine.get("flavour") != env.torch_tensorrt_flavour or (
+        here and engine.get("abi") and here != engine["abi"]
+    ):
+        raise IncompatibleArtifactError(
+            f"the artifact's engines come from {saved}; this stack is {env.torch_tensorrt} "
+            f"({env.torch_tensorrt_flavour}, engine ABI {here}): the runtime cannot deserialize them",
+            "load it on a torch_tensorrt of the same ABI group (README: Supported versions), or recompile",
+        )
+    if engine.get("tensorrt") != env.tensorrt_version and not engine.get("version_compatible"):
+        warnings.warn(
+            f"the artifact's engines were built with TensorRT {engine.get('tensorrt')}, this stack has "
+            f"{env.tensorrt_version}, and they are not version-compatible: deserialization may fail",
+            ArtifactCompatibilityWarning,
+            stacklevel=3,
+        )
+
 
 FIX = Fix(
     id="SE-6",
     family="serialization",
     title="engine ABI and TensorRT version recorded at save, checked before load",
-    affected={"torch_tensorrt": ">=2.2"},
+    # every stack checks: one without torch_tensorrt must refuse engines too
+    affected={"torch": ">=2.2"},
     fixed_in={},
     links=("https://github.com/pytorch/TensorRT/blob/main/core/runtime/runtime.h",),
     stage="load",
     how="transform",
+    hooks={"save.manifest": record_engine, "load.check": check_engine},
 )

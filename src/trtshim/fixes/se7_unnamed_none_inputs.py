@@ -37,4 +37,5 @@ FIX = Fix(
     links=("https://github.com/pytorch/pytorch/pull/150515",),
     stage="load",
     how="transform",
+    hooks={"load.program_json": name_none_inputs},
 )

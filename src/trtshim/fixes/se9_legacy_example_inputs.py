@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from trtshim.fixes.registry import Fix
 
+EXAMPLE_INPUTS = "serialized_example_inputs.pt"
+
+
+def add_example_inputs(names: list[str]) -> dict[str, bytes]:
+    """Hook ``load.members``: an empty example-inputs member where the archive has none."""
+    return {} if EXAMPLE_INPUTS in names else {EXAMPLE_INPUTS: b""}
+
+
 FIX = Fix(
     id="SE-9",
     family="serialization",
@@ -19,4 +27,5 @@ FIX = Fix(
     links=("https://github.com/pytorch/pytorch/blob/v2.4.1/torch/_export/__init__.py",),
     stage="load",
     how="transform",
+    hooks={"load.members": add_example_inputs},
 )

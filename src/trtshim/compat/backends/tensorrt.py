@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import logging
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,8 +22,17 @@ from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import tensorrt_api
 from trtshim.compat.environment import Environment
 from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError, first_line
-from trtshim.fixes import co4_plugin_scalars as co4
-from trtshim.fixes import cp1_compile_mutates_program as cp1
+from trtshim.fixes import FixReport, active
+
+
+@dataclass
+class CompileJob:
+    """What the ``compile.program`` hooks get: the program for ``dynamo.compile`` and what to keep in torch."""
+
+    program: ExportedProgram
+    release: str  # the installed torch_tensorrt
+    copied: bool = False  # ``program`` is already a graph copy of the caller's
+    keep: dict[str, str] = field(default_factory=dict)  # op -> why it runs in PyTorch
 
 
 def compile_program(
@@ -35,6 +45,7 @@ def compile_program(
     precision: str,
     torch_executed_ops: tuple[str, ...],
     options: dict[str, Any],
+    fixes: FixReport | None = None,
 ) -> tuple[ExportedProgram, ExportedProgram]:
     """(the TensorRT program, the exported source it was built from)."""
     if env.torch_tensorrt is None:
@@ -62,6 +73,7 @@ def compile_program(
         torch_executed_ops=torch_executed_ops,
         options=options,
         args=args,
+        fixes=fixes,
     )
     return program, source
 
@@ -86,14 +98,15 @@ def compile_exported(
     torch_executed_ops: tuple[str, ...] | list[str] = (),
     options: dict[str, Any] | None = None,
     args: tuple[Any, ...] | None = None,
-    disable: tuple[str, ...] = (),
+    fixes: FixReport | None = None,
 ) -> ExportedProgram:
     """``torch_tensorrt.dynamo.compile`` on an exported program, then back to an ExportedProgram.
 
-    ``program`` is left as it was (CP-1); plugin-converted custom ops get their scalars positionally
-    or stay in PyTorch (CO-4). ``disable`` (``"CP-1"``, ``"CO-4"``) is for the tests that reproduce
-    the upstream defects, never for use.
+    The ``compile.program`` hooks of ``fixes`` (default: the compile and hybrid fixes this stack needs)
+    run first: ``program`` is left as it was (CP-1); plugin-converted custom ops get their scalars
+    positionally or stay in PyTorch (CO-4).
     """
+    fixes = fixes if fixes is not None else active("compile", "hybrid")
     if env.torch_tensorrt is None:
         raise BackendUnavailableError("torch_tensorrt is not installed")
     release = env.torch_tensorrt.raw
@@ -105,25 +118,22 @@ def compile_exported(
         release, precision=precision, options=trt_options, strongly_typed=strongly_typed
     )
     args = args if args is not None else example_args(program)
-    copy_first = "CP-1" not in disable and cp1.FIX.matches(env)[0]
-    rewrite_plugins = "CO-4" not in disable and co4.FIX.matches(env)[0]
-    if copy_first or rewrite_plugins:
-        program = cp1.graph_copy(program)  # dynamo.compile's lowering edits the graph it is given
+    job = CompileJob(program, release)
+    for hook in fixes.hooks("compile.program"):  # CP-1, CO-4
+        hook(job)
+    program = job.program
     torch_tensorrt = importlib.import_module("torch_tensorrt")
-    if rewrite_plugins:
-        keep = co4.rewrite(program.graph_module.graph, release, co4.plugin_converted)
-        program.graph_module.recompile()
-        for op, why in keep.items():
-            warnings.warn(
-                f"{op} runs in PyTorch, not as a TensorRT plugin: on torch_tensorrt {release} {why} (CO-4)",
-                BackendFallbackWarning,
-                stacklevel=3,
-            )
-        if keep:
-            trt_options["torch_executed_ops"] = (*trt_options.get("torch_executed_ops", ()), *keep)
-            plan = tensorrt_api.translate(
-                release, precision=precision, options=trt_options, strongly_typed=strongly_typed
-            )
+    for op, why in job.keep.items():
+        warnings.warn(
+            f"{op} runs in PyTorch, not as a TensorRT plugin: on torch_tensorrt {release} {why} (CO-4)",
+            BackendFallbackWarning,
+            stacklevel=3,
+        )
+    if job.keep:
+        trt_options["torch_executed_ops"] = (*trt_options.get("torch_executed_ops", ()), *job.keep)
+        plan = tensorrt_api.translate(
+            release, precision=precision, options=trt_options, strongly_typed=strongly_typed
+        )
     call_kwargs = plan.resolved_kwargs()
     inputs = list(args)
     debug: Any = contextlib.nullcontext()
@@ -148,7 +158,7 @@ def compile_exported(
         return compiled
     from trtshim.compat.hybrid import export_hybrid
 
-    return export_hybrid(compiled, args)
+    return export_hybrid(compiled, args, fixes=fixes)
 
 
 def _cause(exc: Exception, records: logs.Records) -> str:

@@ -1,0 +1,136 @@
+"""Atomic writes: a temporary file beside the target, sealed with the member table, fsync, rename.
+
+Whatever stops a write (an error, a full disk, a kill) leaves the old file as it was; a kill leaves its
+temporary file, which the next write to the same folder removes.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import re
+import shutil
+import tempfile
+from typing import Any
+
+from trtshim.compat import integrity
+from trtshim.errors import ArtifactError, ArtifactWriteError, first_line
+
+
+def write_atomically(path: str, write: Any) -> str:
+    """Write through ``write(fileobj)`` into a temporary file beside ``path``, seal it with the member table,
+    fsync, rename. Whatever stops it (an error, a full disk, a kill) leaves the old file as it was; a kill
+    leaves its temporary file, which the next save to the same folder removes."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ArtifactError(f"the folder {folder} does not exist", "create it first")
+    base = os.path.basename(path)
+    remove_stale_temporaries(folder, base)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            guarded = _GuardedWriter(fh)
+            write(guarded)
+            if guarded.error is not None:
+                raise guarded.error
+        integrity.seal(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            free = shutil.disk_usage(folder).free / 2**20
+            raise ArtifactWriteError(
+                f"no space left in {folder} while writing {base} ({free:.1f} MiB free): {first_line(exc)}"
+            ) from exc
+        raise
+    _fsync_folder(folder)
+    return path
+
+
+class _GuardedWriter(io.RawIOBase):
+    """The file torch writes into: a failed write is remembered and reported after torch returns, never
+    raised into torch's writer (whose C++ destructor then aborts the process: a full disk killed it)."""
+
+    def __init__(self, fh: Any) -> None:
+        super().__init__()
+        self._fh = fh
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = len(memoryview(data).cast("B"))
+        if self.error is None:
+            try:
+                self._fh.write(data)
+            except OSError as exc:
+                self.error = exc
+        return size
+
+    def tell(self) -> int:
+        return int(self._fh.tell())
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._fh.seek(offset, whence))
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._fh.flush()
+            except OSError as exc:
+                self.error = exc
+
+
+_TEMPORARY = re.compile(r"^\.(?P<base>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def remove_stale_temporaries(folder: str, base: str) -> list[str]:
+    """Remove the temporary files of saves to ``folder/base`` whose process is gone (killed mid-save)."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMPORARY.match(name)
+        if not match or match.group("base") != base or _alive(int(match.group("pid"))):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,288 @@
+"""``load``: file checks first (member digests, signature, pickles read statically), then the manifest's
+compatibility checks and the load fixes' hooks, then ``torch.export.load`` itself, its errors typed."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from trtshim.compat import integrity, logs, pickle_scan, pytree_types, signing
+from trtshim.compat import program as prog
+from trtshim.compat.artifact import legacy
+from trtshim.compat.artifact.checks import check_compatible, check_ops, check_pytree_types
+from trtshim.compat.artifact.record import export_schema_version
+from trtshim.compat.environment import Environment, detect
+from trtshim.compat.manifest import read_manifest, read_member, verify_checksums
+from trtshim.compat.module import CompiledModule, ScriptedModule
+from trtshim.compat.serial import serialized
+from trtshim.compat.versions import release_line
+from trtshim.errors import (
+    ArtifactError,
+    BackendFallbackWarning,
+    CorruptedArtifactError,
+    IncompatibleArtifactError,
+    MissingManifestError,
+    MissingOpError,
+    MissingTypeError,
+    OptionError,
+    ProvenanceWarning,
+    SignatureError,
+    TrtShimError,
+    UnsafeArtifactError,
+    first_line,
+)
+from trtshim.fixes import active
+
+ON_MISMATCH = ("error", "recompile")
+
+
+@serialized
+def load(
+    path: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    strict: bool = False,
+    verify: bool = True,
+    allow_imports: Sequence[str] | None = None,
+    on_mismatch: str = "error",
+    trust_code: bool = False,
+    public_key: Any = None,
+    signature: str | os.PathLike[str] | None = None,
+) -> CompiledModule | ScriptedModule:
+    """Load an artifact written by ``save`` (or any torch.export archive) as a ``CompiledModule``.
+
+    A file is untrusted input: no code from it runs (every pickle is read statically first, nothing it
+    names is imported), and ``verify`` (default on) checks every member against the SHA-256 table
+    ``save`` wrote (the CRC-32s, for archives without one): a changed byte, a missing or extra member is
+    ``CorruptedArtifactError``, and no program is handed out before every digest matched.
+    ``device``: where weights, buffers and lifted constants go. ``strict=True`` refuses archives
+    without a trtshim manifest instead of warning. ``public_key`` (an Ed25519 key, PEM bytes or a PEM
+    file): also require the detached signature ``path + '.sig'`` (or ``signature``) by that key.
+    ``allow_imports``: modules that may be imported to register the artifact's missing custom ops or
+    pytree types (also ``$TRTSHIM_ALLOW_IMPORTS``); nothing named inside a file is imported otherwise.
+    ``trust_code=True``: the caller vouches for the file, which lets a TorchScript archive (it holds
+    code) load through ``torch.jit.load`` as a ``ScriptedModule``; without it those are refused.
+    ``on_mismatch="recompile"``: when the artifact's engines cannot run on this stack (another engine
+    ABI, no torch_tensorrt) and it carries its source program, rebuild from that instead of failing.
+    """
+    if on_mismatch not in ON_MISMATCH:
+        raise OptionError(f"on_mismatch={on_mismatch!r} is not one of {ON_MISMATCH}")
+    path = os.fspath(path)
+    manifest, kind = read_manifest(path)
+    if kind == "torchscript" and not trust_code:
+        raise UnsafeArtifactError(
+            f"{path} is a TorchScript archive: it holds code, which runs when it is loaded and called",
+            "load(path, trust_code=True) if you trust where it came from; torch.export archives hold no code",
+        )
+    check = integrity.begin(path, manifest) if verify or public_key is not None else None
+    if public_key is not None:
+        if check is None:
+            raise SignatureError(
+                f"{path} has no member table, so a signature cannot cover it", "re-save and re-sign it"
+            )
+        signing.verify(path, public_key, signature, table_bytes=check.table_bytes)
+    if verify and check is None:
+        verify_checksums(path)
+    try:
+        return _load_checked(path, manifest, kind, device, strict, allow_imports, on_mismatch, check)
+    except TrtShimError:
+        if check is not None:
+            check.finish()  # a changed byte explains the failure better than the failure itself
+        raise
+
+
+def _load_checked(
+    path: str,
+    manifest: dict[str, Any] | None,
+    kind: str,
+    device: str | torch.device | None,
+    strict: bool,
+    allow_imports: Sequence[str] | None,
+    on_mismatch: str,
+    check: integrity.Verification | None,
+) -> CompiledModule | ScriptedModule:
+    """``load`` past the file checks; every digest has matched before a module is returned."""
+    finish = check.finish if check is not None else (lambda: None)
+    env = detect()
+    fixes = active("load", "call", env=env)
+    if manifest is None:
+        if strict:
+            raise MissingManifestError(f"{path} has no trtshim manifest (strict=True)")
+        warnings.warn(
+            f"{path} has no trtshim manifest: no provenance checks were possible (versions, ops)",
+            ProvenanceWarning,
+            stacklevel=3,
+        )
+    else:
+        if kind == "torch.export":
+            check_compatible(manifest, env)
+        try:
+            for check_manifest in fixes.hooks("load.check"):  # SE-6: engines this stack can run
+                check_manifest(manifest, env)
+        except IncompatibleArtifactError as exc:
+            if on_mismatch != "recompile" or not manifest.get("source"):
+                raise
+            finish()
+            return _recompile(path, manifest, env, device, exc)
+        check_ops(manifest, allow_imports)
+        check_pytree_types(manifest, allow_imports)
+    if kind == "torchscript":
+        finish()
+        return _load_script(path, manifest, env, device)
+    pickle_scan.check_archive(path)  # before torch unpickles anything: no code from the file runs
+    try:
+        program = _deserialize(path, legacy.repaired(path, fixes))
+    except (CorruptedArtifactError, ArtifactError) as exc:
+        saved = tuple((manifest or {}).get("export_schema") or ())
+        saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "")
+        if saved and saved > tuple(export_schema_version()) and not isinstance(exc, MissingOpError):
+            raise IncompatibleArtifactError(
+                f"saved by a newer torch ({saved_torch}), whose archive torch {torch.__version__} cannot read: "
+                f"{exc.reason}",
+                f"load it on torch {release_line(saved_torch)} or newer",
+            ) from exc
+        raise
+    finish()
+    backend = manifest.get("backend", "export") if manifest else "export"
+    try:
+        module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
+    except TrtShimError:
+        raise
+    except Exception as exc:  # a deserialized program missing what every exported program has
+        raise ArtifactError(
+            f"the program inside {path} is malformed: {type(exc).__name__}: {first_line(exc)}",
+            "torch's own ep.module() fails on it too; the file was edited or written by a broken exporter",
+        ) from exc
+    if device is not None:
+        module.to(device)
+    return module
+
+
+class _WellFormedRecords(logging.Filter):
+    """torch 2.10-2.13 log 'Loaded object of type %s after initial failure: %s' with one argument while
+    loading 2.8/2.9 archives that hold ScriptObject constants; where logging errors are fatal (pytest),
+    that record alone fails the load. This filter turns such a record into plain text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.getMessage()
+        except (TypeError, ValueError):
+            record.msg, record.args = f"{record.msg} {record.args!r}", ()
+        return True
+
+
+SERDE_LOGGER = "torch._export.serde.serialize"
+
+
+def _deserialize(path: str, source: Any = None) -> Any:
+    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
+    well_formed = _WellFormedRecords()
+    logging.getLogger(SERDE_LOGGER).addFilter(well_formed)
+    try:
+        with logs.captured("torch", "torch.export") as records:  # torch.export does not propagate
+            try:
+                with prog.quiet_inline_object_codegen():  # torch 2.2 programs with engine objects
+                    return torch.export.load(path if source is None else source)
+            except Exception as exc:
+                raise _load_error(path, exc, records.last()) from exc
+    finally:
+        logging.getLogger(SERDE_LOGGER).removeFilter(well_formed)
+
+
+def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
+    """Our error for a failed ``torch.export.load``, carrying the real cause."""
+    first = first_line(exc)
+    if logged and ("check the warnings" in first or isinstance(exc, KeyError)):
+        first = f"{first} -- logged cause: {logged}"
+    elif isinstance(exc, KeyError) and "'version'" in first:  # torch 2.8 swallows the PT2 reader's error
+        first = f"{first} -- cause: {_pt2_cause(path)}"
+    text = f"{type(exc).__name__}: {first}"
+    if "PytorchStreamReader" in text or "CRC" in text or isinstance(exc, EOFError) or "zip" in text.lower():
+        return CorruptedArtifactError(f"torch.export.load cannot read {path}: {text}")
+    if "can require gradients" in text:  # torch 2.9 re-wraps saved parameters as nn.Parameter
+        return IncompatibleArtifactError(
+            f"torch {torch.__version__} cannot load {path}: it holds integer parameters, which this "
+            "torch's loader turns into nn.Parameter (LP-6)",
+            "re-save it with this trtshim (integer parameters are stored as buffers), or load on another torch",
+        )
+    if "schema version" in text.lower():
+        return IncompatibleArtifactError(f"torch.export.load refused {path}: {text}")
+    # torch <= 2.14: "... in pytree is not registered"; 2.15: "... failed because the serialized type is not registered"
+    unregistered = re.search(
+        r"Deserializing (\S+) in pytree (?:is|failed because the serialized type is) not registered", text
+    )
+    if unregistered:
+        module = pytree_types.module_of_serialized_name(unregistered.group(1))
+        return MissingTypeError(
+            f"{path} uses the pytree type {unregistered.group(1)}, which is not registered here",
+            f"import {module} first, or pass load(..., allow_imports=[{module!r}])",
+        )
+    if "operator" in text.lower() or "custom op" in text.lower():
+        return MissingOpError(f"torch.export.load refused {path}: {text}")
+    return ArtifactError(
+        f"torch.export.load failed on {path}: {text}", "the chained exception is torch's own error"
+    )
+
+
+def _recompile(
+    path: str, manifest: dict[str, Any], env: Environment, device: Any, why: IncompatibleArtifactError
+) -> CompiledModule:
+    """Rebuild from the artifact's source program on this stack (announced: it is a fallback)."""
+    from trtshim.compat import backends
+
+    source = manifest["source"]
+    warnings.warn(
+        f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning, stacklevel=3
+    )
+    data = io.BytesIO(base64.b64decode(read_member(path, source["member"])))
+    pickle_scan.check_archive(data, f"the source program inside {path}")
+    data.seek(0)
+    program = torch.export.load(data)
+    name = backends.resolve("auto")
+    how = dict(source.get("compile") or {})
+    if name == "tensorrt":
+        from trtshim.compat.backends import tensorrt as tensorrt_backend
+
+        program = tensorrt_backend.compile_exported(
+            program,
+            env=env,
+            precision=how.get("precision", "fp32"),
+            torch_executed_ops=tuple(how.get("torch_executed_ops", ())),
+            options=dict(how.get("options") or {}),
+        )
+    module = CompiledModule(program, backend=name, environment=env, fixes=active("load", "call", env=env))
+    if device is not None:
+        module.to(device)
+    return module
+
+
+def _pt2_cause(path: str) -> str:
+    """The error torch 2.8's PT2 reader raised before ``torch.export.load`` fell back and hid it."""
+    try:
+        from torch.export.pt2_archive._package import load_pt2
+
+        load_pt2(path)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {first_line(exc)}"
+    return "unknown"
+
+
+def _load_script(
+    path: str, manifest: dict[str, Any] | None, env: Environment, device: str | torch.device | None
+) -> ScriptedModule:
+    try:
+        script = torch.jit.load(path, map_location=device)
+    except Exception as exc:
+        first = first_line(exc)
+        if "Unknown type name" in first or "Unknown builtin op" in first:
+            raise MissingOpError(f"torch.jit.load refused {path}: {first}") from exc
+        raise ArtifactError(f"torch.jit.load failed on {path}: {type(exc).__name__}: {first}") from exc
+    return ScriptedModule(script, environment=env, manifest=manifest)
