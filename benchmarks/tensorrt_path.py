@@ -48,6 +48,7 @@ def full(repeats: int, calls: int) -> None:
     x = torch.randn(1, 3, 32, 32, device="cuda")
     release = compat.detect().torch_tensorrt.raw  # type: ignore[union-attr]
     from trtshim.compat.backends import tensorrt_api
+    from trtshim.testing import tensorrt_save
 
     plan = tensorrt_api.translate(release, options={"min_block_size": 1})
     direct = lambda: ttrt.dynamo.compile(torch.export.export(model, (x,)), [x], **plan.resolved_kwargs())  # noqa: E731
@@ -56,7 +57,7 @@ def full(repeats: int, calls: int) -> None:
     compiled, theirs = ours(), direct()
     with tempfile.TemporaryDirectory() as tmp:
         a, b = os.path.join(tmp, "ours.pt2"), os.path.join(tmp, "theirs.pt2")
-        save_kwargs = tensorrt_api.save_plan(release, retrace=False, inputs=[x])
+        save_kwargs = tensorrt_save.save_plan(release, retrace=False, inputs=[x])
         rows["save"] = (
             _median_s(lambda: compat.save(compiled, a), repeats),
             _median_s(lambda: ttrt.save(theirs, b, **save_kwargs), repeats),

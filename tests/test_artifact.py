@@ -12,6 +12,7 @@ import torch
 from conftest import run_python
 from trtshim import compat, errors
 from trtshim.compat.artifact import checks, loading, record
+from trtshim.compat.gates import requires
 from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
 from trtshim.fixes import active
 from trtshim.testing.rewrite import rewrite_manifest
@@ -227,7 +228,6 @@ def test_save_leaves_the_callers_program_alone(tmp_path) -> None:
     assert "steps" in dict(program.module().named_parameters())
     saved = torch.export.load(path)
     spec = next(s for s in saved.graph_signature.input_specs if s.target == "steps")
-    line = compat.detect().torch.release.release[:2]  # type: ignore[union-attr]
-    assert spec.kind.name == ("BUFFER" if line >= (2, 6) else "PARAMETER")  # only 2.6+ archives reach 2.9
+    assert spec.kind.name == ("BUFFER" if requires("torch>=2.6") else "PARAMETER")  # only 2.6+ archives reach 2.9
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), program.module()(x))

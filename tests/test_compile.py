@@ -7,6 +7,7 @@ import torch
 
 from trtshim import compat, errors
 from trtshim.compat import backends
+from trtshim.compat.gates import requires
 
 
 def test_export_backend_matches_eager_and_ep_module(small_cnn, example, compile_quiet) -> None:
@@ -21,7 +22,7 @@ def test_export_backend_matches_eager_and_ep_module(small_cnn, example, compile_
 
 def test_state_is_registered_under_the_original_names(small_cnn, example, compile_quiet) -> None:
     compiled = compile_quiet(small_cnn, (example,))
-    if compat.detect().torch.line == "2.2":  # 2.2 lifts constants and non-persistent buffers as state
+    if requires("torch<2.3"):  # 2.2 lifts constants and non-persistent buffers as state
         assert set(small_cnn.state_dict()) < set(compiled.state_dict())
     else:
         assert set(compiled.state_dict()) == set(small_cnn.state_dict())
@@ -31,7 +32,7 @@ def test_state_is_registered_under_the_original_names(small_cnn, example, compil
         before = small_cnn(example)
     state = {k: v.clone() for k, v in small_cnn.state_dict().items()}
     state["head.bias"] += 1.0
-    compiled.load_state_dict(state, strict=compat.detect().torch.line != "2.2")
+    compiled.load_state_dict(state, strict=not requires("torch<2.3"))
     with torch.inference_mode():
         assert torch.allclose(compiled(example), before + 1.0, atol=1e-6)
 
@@ -83,7 +84,7 @@ def test_dynamic_batch(small_cnn, example, compile_quiet) -> None:
     axis, symbol, low, high, name = spec.dynamic[0]
     assert spec.shape[0] == symbol and axis == 0 and high == 15 and name == "batch"
     assert low == 1 or (
-        low == 2 and compat.detect().torch.line in ("2.2", "2.3", "2.4")
+        low == 2 and requires("torch<2.5")
     )  # 0/1 specialization
     with pytest.raises(errors.InputMismatchError, match="size 4 on dim 1"):
         compiled(torch.randn(5, 4, 16, 16))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from trtshim.compat import detect
-from trtshim.compat.environment import installed_distributions
+from trtshim.compat.environment import Environment, installed_distributions
 from trtshim.compat.versions import PackageVersion, release_line
 
 
@@ -146,3 +146,26 @@ def test_auto_explains_why_tensorrt_cannot_run(flavour, cc, ok, why) -> None:
         reason = broken.tensorrt_can_run[1]
         assert reason.startswith(why) and "NVIDIA H200" in reason and "install torch-tensorrt" in reason
         assert reason.endswith("does not import either: ImportError: x")
+
+
+def test_one_gate_for_every_distribution() -> None:
+    from trtshim.compat.gates import release_in, requires
+
+    env = Environment(
+        python="3.11.7",
+        platform="linux-x86_64",
+        torch=PackageVersion("torch", "2.4.0a0+3bcc3cddb5.nv24.07"),
+        torch_tensorrt=PackageVersion("torch-tensorrt-rtx", "2.4.0"),
+        tensorrt=(PackageVersion("tensorrt-rtx", "1.2.0.54"),),
+    )
+    gate = requires("torch>=2.4,<2.5", "torch_tensorrt>=2.4", env=env)
+    assert gate and str(gate) == "torch 2.4.0a0+3bcc3cddb5.nv24.07 in >=2.4,<2.5; torch_tensorrt 2.4.0 in >=2.4"
+    assert requires("torch-tensorrt-rtx", env=env) and not requires("torch>=2.5", env=env)
+    assert requires("tensorrt>=1.2", env=env) and requires("tensorrt-rtx==1.2.0.54", env=env)
+    assert requires("tensorrt>=10", env=env).reason == "tensorrt 1.2.0.54 is outside >=10"
+    assert requires("no-such-distribution-here", env=env).reason == "no-such-distribution-here is not installed"
+    assert requires("packaging>=1", env=env)  # any other distribution: importlib.metadata
+    assert not requires("torch>=2.2", env=env._replace(torch=None))
+    assert release_in("2.6.0rc1", "==2.6.*") and not release_in("2.10.0", ">=2.7,<2.10")
+    with pytest.raises(ValueError, match="not a requirement"):
+        requires("torch >= = 2")

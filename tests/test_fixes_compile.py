@@ -11,6 +11,7 @@ import torch
 
 from trtshim import compat
 from trtshim.compat import program as prog
+from trtshim.compat.gates import requires
 from trtshim.fixes import REGISTRY, select
 from trtshim.fixes.cp1_compile_mutates_program import graph_copy
 from trtshim.testing.engine_standin import make_hybrid, make_seed_model
@@ -39,7 +40,7 @@ def test_graph_copy_shares_engine_objects() -> None:
     x = torch.randn(1, 3, 8, 8)
     path_free = compat.compile(model, (x,), backend="export").program  # a program without engines
     assert graph_copy(path_free).state_dict.keys() == path_free.state_dict.keys()
-    if compat.detect().torch.line == "2.2":  # type: ignore[union-attr]
+    if requires("torch<2.3"):
         pytest.skip(
             "torch 2.2 keeps engine objects inline; CP-1 applies with torch_tensorrt >= 2.8 (torch >= 2.8)"
         )

@@ -85,3 +85,41 @@ def test_cli_lists_every_fix(capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert [f["id"] for f in data["fixes"]] == [f.id for f in REGISTRY]
     assert data["environment"]["torch"] == compat.detect().to_dict()["torch"]
+
+
+def test_every_hook_point_is_called_by_trtshim_and_hooked_by_a_fix() -> None:
+    from pathlib import Path
+
+    from trtshim.fixes import POINTS
+
+    code = "".join(p.read_text() for p in Path(compat.__file__).parent.rglob("*.py"))
+    hooked = {point for fix in REGISTRY for point in fix.hooks}
+    for point in POINTS:
+        assert f'"{point}"' in code, f"{point} is declared but trtshim's code never calls it"
+        assert point in hooked, f"{point} has no fix"
+
+
+def test_a_fix_left_out_is_reported_and_its_hooks_are_gone() -> None:
+    from trtshim.fixes import active
+
+    report = active("hybrid", env=env_with("2.13.0"))
+    assert report.hooks("hybrid.spec_fields")  # LP-5 on torch 2.13
+    without = report.without("LP-5", "hybrid.opaque")
+    assert without.hooks("hybrid.spec_fields") == [] and without.hooks("hybrid.opaque") == []
+    assert without.hooks("hybrid.lifted_kind") == report.hooks("hybrid.lifted_kind")  # LP-1's other hooks stay
+    (lp5,) = [d for d in without.decisions if d.fix.id == "LP-5"]
+    assert not lp5.applied and lp5.reason == "left out"
+    assert "LP-5" not in without.applied_ids and report.left_out == frozenset()
+    with pytest.raises(KeyError, match="SE-9"):
+        report.without("SE-9")  # not a hybrid-stage fix: a typo in a test fails loudly
+    with pytest.raises(KeyError, match="no.such"):
+        report.hooks("no.such")
+
+
+def test_a_fix_needs_hooks_or_a_place_in_the_code() -> None:
+    from trtshim.fixes import Fix
+
+    with pytest.raises(ValueError, match="hooks or a lives_in"):
+        Fix("XX-1", "compile", "t", {}, {}, (), "compile", "transform")
+    with pytest.raises(ValueError, match="unknown hook point"):
+        Fix("XX-1", "compile", "t", {}, {}, (), "compile", "transform", hooks={"compile.nothing": print})

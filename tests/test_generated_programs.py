@@ -31,7 +31,6 @@ from trtshim.testing import conformance  # noqa: E402
 
 EXAMPLES = int(os.environ.get("TRTSHIM_GENERATED_EXAMPLES", "20"))
 SEED = os.environ.get("TRTSHIM_GENERATED_SEED")
-LINE = compat.detect().torch.line  # type: ignore[union-attr]
 BATCH = 3
 VERDICTS: collections.Counter[str] = collections.Counter()
 FAILURES: list[str] = []

@@ -13,6 +13,8 @@ import pytest
 
 from trtshim.errors import TrtShimError
 from trtshim.matrix import SUPPORTED_FLOOR
+from trtshim.matrix import check as C
+from trtshim.matrix import formats as F
 from trtshim.matrix import pins as P
 from trtshim.matrix.cli import add_pins_arguments, run_pins
 from trtshim.matrix.model import Matrix, _read_json
@@ -107,7 +109,7 @@ def test_rules_have_evidence() -> None:
         lambda m: P.pins(torch_tensorrt="9.9.9", matrix=m),
         lambda m: P.pins(torch="2.5", env={"python": "3.13"}, matrix=m),
         lambda m: P.pins(torch="2.2", env={"glibc": "2.31"}, matrix=m),
-        lambda m: P.format(P.pins(torch="2.5", matrix=m), "toml"),
+        lambda m: F.format(P.pins(torch="2.5", matrix=m), "toml"),
     ],
 )
 def test_unknown_input_raises_with_hint(m: Matrix, call) -> None:
@@ -130,7 +132,7 @@ def _requirement_lines(text: str) -> list[str]:
 
 
 def test_pins_torch_2_5_constraints(m: Matrix) -> None:
-    text = P.format(P.pins(torch="2.5", matrix=m), "constraints")
+    text = F.format(P.pins(torch="2.5", matrix=m), "constraints")
     assert _requirement_lines(text) == [
         "torch==2.5.1",
         "torch-tensorrt==2.5.0",
@@ -158,9 +160,9 @@ def test_pins_prefers_2_6_1(m: Matrix) -> None:
 def test_pins_torch_2_9_needs_cuda_13(m: Matrix) -> None:
     ps = P.pins(torch="2.9", matrix=m)
     assert ps.torch_index_url == "https://download.pytorch.org/whl/cu130"
-    text = P.format(ps, "constraints")
+    text = F.format(ps, "constraints")
     assert "CUDA 13" in text and "cu130" in text
-    assert "--extra-index-url https://download.pytorch.org/whl/cu130" in P.format(ps, "requirements")
+    assert "--extra-index-url https://download.pytorch.org/whl/cu130" in F.format(ps, "requirements")
     assert P.pins(torch="2.8", matrix=m).torch_index_url is None
 
 
@@ -181,16 +183,16 @@ def test_every_line_pins_one_tensorrt_version(m: Matrix, line: str) -> None:
     installed = {p.name: p.specifier.lstrip("=") for p in ps.pins if p.specifier.startswith("==")}
     if ps.torch_index_url:  # the CUDA build from download.pytorch.org carries a local tag
         installed["torch"] += "+" + ps.torch_index_url.rsplit("/", 1)[-1]
-    assert not P.check(installed, matrix=m)
+    assert not C.check(installed, matrix=m)
 
 
 def test_formats_parse(m: Matrix) -> None:
     tomllib = pytest.importorskip("tomllib")
     ps = P.pins(torch="2.10", matrix=m)
-    toml = tomllib.loads(P.format(ps, "uv"))
+    toml = tomllib.loads(F.format(ps, "uv"))
     assert "torch==2.10.0" in toml["tool"]["uv"]["constraint-dependencies"]
     assert toml["tool"]["uv"]["sources"]["torch"][0]["index"] == toml["tool"]["uv"]["index"][0]["name"]
-    data = json.loads(P.format(ps, "json"))
+    data = json.loads(F.format(ps, "json"))
     assert data["torch"] == "2.10.0" and data["pins"][0]["reason"]
 
 
@@ -206,7 +208,7 @@ def test_check_issue_3351_mixed_tensorrt(m: Matrix) -> None:
         "tensorrt-cu12-bindings": "10.1.0",
         "tensorrt-cu12-libs": "10.1.0",
     }
-    conflicts = P.check(installed, matrix=m)
+    conflicts = C.check(installed, matrix=m)
     codes = {c.code for c in conflicts}
     assert {"mixed-tensorrt", "tensorrt-version"} <= codes
     wrong = next(c for c in conflicts if c.code == "tensorrt-version")
@@ -218,40 +220,40 @@ def test_check_issue_2468_torch_2_1(m: Matrix, tmp_path: Path) -> None:
     req.write_text(
         "# pinned by hand\ntorch==2.1.1\ntorch-tensorrt==2.2.0  # the next one\n-r other.txt\nnumpy\n"
     )
-    conflicts = P.check(req, matrix=m)
+    conflicts = C.check(req, matrix=m)
     assert [c.code for c in conflicts] == ["torch-version"]
     c = conflicts[0]
     assert "requires torch>=2.2.0,<2.3.0" in c.problem and "2.1.1" in c.problem
     assert "torch==2.2.2" in c.fix and "no torch-tensorrt release" in c.fix
-    assert any("other.txt" in n for n in P.read_requirements(req).notes)
+    assert any("other.txt" in n for n in C.read_requirements(req).notes)
 
 
 def test_check_mixed_cuda_and_versions(m: Matrix) -> None:
     mixed = {"tensorrt-cu12": "10.9.0.34", "tensorrt-cu13": "10.13.3.9", "tensorrt-cu13-libs": "10.13.3.9"}
-    assert "mixed-cuda" in {c.code for c in P.check(mixed, matrix=m)}
+    assert "mixed-cuda" in {c.code for c in C.check(mixed, matrix=m)}
     libs = {
         "tensorrt-cu13": "11.0.0.114",
         "tensorrt-cu13-libs": "11.0.0.114",
         "tensorrt-cu13-bindings": "11.1.0.106",
     }
-    assert "mixed-tensorrt" in {c.code for c in P.check(libs, matrix=m)}
+    assert "mixed-tensorrt" in {c.code for c in C.check(libs, matrix=m)}
 
 
 def test_check_other_conflicts(m: Matrix) -> None:
-    both = P.check({"torch": "2.12.1", "torch-tensorrt": "2.12.1", "torch-tensorrt-rtx": "2.12.1"}, matrix=m)
+    both = C.check({"torch": "2.12.1", "torch-tensorrt": "2.12.1", "torch-tensorrt-rtx": "2.12.1"}, matrix=m)
     assert "two-flavours" in {c.code for c in both}
-    cuda = P.check({"torch": "2.9.1", "torch-tensorrt": "2.9.0"}, matrix=m)
+    cuda = C.check({"torch": "2.9.1", "torch-tensorrt": "2.9.0"}, matrix=m)
     assert "cuda-mismatch" in {c.code for c in cuda}
     assert "cuda-mismatch" not in {
-        c.code for c in P.check({"torch": "2.9.1+cu130", "torch-tensorrt": "2.9.0"}, matrix=m)
+        c.code for c in C.check({"torch": "2.9.1+cu130", "torch-tensorrt": "2.9.0"}, matrix=m)
     }
-    assert "numpy" in {c.code for c in P.check({"torch": "2.2.2", "numpy": "2.1.0"}, matrix=m)}
-    assert "avoid" in {c.code for c in P.check({"torch": "2.6.0", "torch-tensorrt": "2.6.0"}, matrix=m)}
+    assert "numpy" in {c.code for c in C.check({"torch": "2.2.2", "numpy": "2.1.0"}, matrix=m)}
+    assert "avoid" in {c.code for c in C.check({"torch": "2.6.0", "torch-tensorrt": "2.6.0"}, matrix=m)}
     # a release to be replaced gets that advice alone, not how to complete it (the H200 doctor run
     # showed "pin torch-tensorrt-rtx==2.12.1" next to "install tensorrt-rtx==1.4.0.76" for 2.11.0)
-    rtx = P.check({"torch": "2.11.0", "torch-tensorrt-rtx": "2.11.0"}, matrix=m)
+    rtx = C.check({"torch": "2.11.0", "torch-tensorrt-rtx": "2.11.0"}, matrix=m)
     assert [c.code for c in rtx] == ["avoid"] and "2.12.1" in rtx[0].fix
-    assert P.check({"torch": "2.13.0+cpu"}, matrix=m) == []
+    assert C.check({"torch": "2.13.0+cpu"}, matrix=m) == []
 
 
 # --- CLI ----------------------------------------------------------------------------------------

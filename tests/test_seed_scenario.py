@@ -13,10 +13,9 @@ import torch
 
 from conftest import run_python
 from trtshim import compat
+from trtshim.compat.gates import requires
 from trtshim.compat.manifest import read_manifest
 from trtshim.testing.engine_standin import QUALNAME, make_hybrid, make_seed_model
-
-OLD_TORCH = compat.detect().torch.line == "2.2"  # type: ignore[union-attr]
 
 CHILD = """
 import json, sys, torch, warnings
@@ -88,9 +87,7 @@ def test_seed_with_dynamic_batch_keeps_its_range(tmp_path: Path) -> None:
         assert torch.equal(got2, model(x)) and torch.equal(got5, model(x5))
 
 
-@pytest.mark.skipif(
-    OLD_TORCH, reason="torch 2.2 has no custom-object inputs: test_torch_2_2_keeps_the_engine_inline"
-)
+@pytest.mark.requires("torch>=2.3")  # 2.2 has no custom-object inputs: test_torch_2_2_keeps_the_engine_inline
 def test_loaded_seed_program_lifts_the_engine_as_a_custom_object(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
@@ -116,7 +113,7 @@ def test_save_of_a_graph_module_needs_its_inputs(tmp_path: Path) -> None:
     assert not (tmp_path / "x.pt2").exists()
 
 
-@pytest.mark.skipif(not OLD_TORCH, reason="only torch 2.2 lacks custom-object inputs")
+@pytest.mark.requires("torch<2.3")  # only torch 2.2 lacks custom-object inputs
 def test_torch_2_2_keeps_the_engine_inline(tmp_path: Path) -> None:
     """torch 2.2 has no InputKind.CUSTOM_OBJ; its serializer stores an inline ScriptObject argument
     as a ``_custom_obj_N`` constant. The engine stays inline, and trtshim builds runnable code for it."""
@@ -150,10 +147,9 @@ def test_co2_saving_never_retraces_the_engine(tmp_path: Path) -> None:
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
     hybrid = make_hybrid(model, engine, (x,))
-    line = compat.detect().torch.line  # type: ignore[union-attr]
-    if line in ("2.3", "2.4"):  # these trace an opaque object as it is
+    if requires("torch>=2.3,<2.5"):  # these trace an opaque object as it is
         torch.export.export(hybrid, (x,), strict=False)
-    elif line == "2.2":
+    elif requires("torch<2.3"):
         from torch._export.verifier import SpecViolationError
 
         with pytest.raises(SpecViolationError, match="Invalid get_attr type"):

@@ -18,6 +18,7 @@ import pytest
 
 from trtshim.compat.backends import tensorrt_api as api
 from trtshim.errors import BackendUnavailableError, OptionError
+from trtshim.testing import tensorrt_save as upstream_save
 from ttrt_sources import (
     RELEASES,
     ReleaseSources,
@@ -177,21 +178,21 @@ def test_compile_table_matches_source(sources: dict[str, ReleaseSources], releas
 @releases
 @pytest.mark.parametrize("retrace", [False, True])
 def test_save_call_binds(sources: dict[str, ReleaseSources], release: str, retrace: bool) -> None:
-    row, save = api.save_api(release), sources[release].save
+    row, save = upstream_save.save_api(release), sources[release].save
     if row is None:
         assert save is None
         with pytest.raises(BackendUnavailableError):
-            api.save_plan(release, retrace=retrace, inputs=[object()])
+            upstream_save.save_plan(release, retrace=retrace, inputs=[object()])
         return
     assert save is not None
-    kwargs = api.save_plan(release, retrace=retrace, inputs=[object()])
+    kwargs = upstream_save.save_plan(release, retrace=retrace, inputs=[object()])
     assert check_save_call(save, kwargs, inputs_param=row.inputs_param) == []
 
 
 @network
 @releases
 def test_save_load_tables_match_source(sources: dict[str, ReleaseSources], release: str) -> None:
-    src, save_row, load_row = sources[release], api.save_api(release), api.load_api(release)
+    src, save_row, load_row = sources[release], upstream_save.save_api(release), upstream_save.load_api(release)
     save, load = src.save, src.load
     assert (save is None) == (save_row is None) and (load is None) == (load_row is None)
     if save is None or save_row is None or load is None or load_row is None:
@@ -244,8 +245,8 @@ def test_checker_catches_wrong_table_entries(sources: dict[str, ReleaseSources],
     )
     assert len(problems) == 1 and "silently dropped" in problems[0]
     # save: the 2.4 table entry claiming `arg_inputs`
-    monkeypatch.setitem(api.SAVE, "2.4", dataclasses.replace(api.SAVE["2.4"], inputs_param="arg_inputs"))
-    kwargs = api.save_plan("2.4.0", retrace=False, inputs=[object()])
+    monkeypatch.setitem(upstream_save.SAVE, "2.4", dataclasses.replace(upstream_save.SAVE["2.4"], inputs_param="arg_inputs"))
+    kwargs = upstream_save.save_plan("2.4.0", retrace=False, inputs=[object()])
     save = sources["2.4.0"].save
     assert save is not None and check_save_call(save, kwargs, inputs_param="arg_inputs")
 
@@ -261,7 +262,7 @@ def test_module_imports_without_torch() -> None:
 
 def test_every_release_line_has_rows() -> None:
     lines = {api.release_line(v) for v in RELEASES}
-    assert lines == set(api.COMPILE) == set(api.SAVE) == set(api.LOAD)
+    assert lines == set(api.COMPILE) == set(upstream_save.SAVE) == set(upstream_save.LOAD)
 
 
 @pytest.mark.parametrize(
@@ -427,24 +428,24 @@ def test_resolved_kwargs_gives_torch_dtypes() -> None:
     [("2.4.0", "inputs", False), ("2.5.0", "arg_inputs", False), ("2.14.0", "arg_inputs", True)],
 )
 def test_save_plan(release: str, name: str, retrace: bool) -> None:
-    kwargs = api.save_plan(release, retrace=retrace, inputs=(1, 2))
+    kwargs = upstream_save.save_plan(release, retrace=retrace, inputs=(1, 2))
     assert kwargs == {"output_format": "exported_program", "retrace": retrace, name: [1, 2]}
 
 
 def test_save_plan_refusals() -> None:
     with pytest.raises(BackendUnavailableError):
-        api.save_plan("2.2.0", retrace=False, inputs=[1])
+        upstream_save.save_plan("2.2.0", retrace=False, inputs=[1])
     with pytest.raises(OptionError, match="example inputs"):
-        api.save_plan("2.5.0", retrace=False, inputs=None)
+        upstream_save.save_plan("2.5.0", retrace=False, inputs=None)
     with pytest.raises(OptionError, match="example inputs"):
-        api.save_plan("2.10.0", retrace=True, inputs=None)
-    assert api.save_plan("2.6.0", retrace=False, inputs=None) == {
+        upstream_save.save_plan("2.10.0", retrace=True, inputs=None)
+    assert upstream_save.save_plan("2.6.0", retrace=False, inputs=None) == {
         "output_format": "exported_program",
         "retrace": False,
     }
     with pytest.raises(OptionError, match="aot_inductor"):
-        api.save_plan("2.7.0", retrace=False, inputs=[1], output_format="aot_inductor")
-    assert api.save_plan("2.8.0", retrace=False, inputs=[1], output_format="aot_inductor")["retrace"] is False
+        upstream_save.save_plan("2.7.0", retrace=False, inputs=[1], output_format="aot_inductor")
+    assert upstream_save.save_plan("2.8.0", retrace=False, inputs=[1], output_format="aot_inductor")["retrace"] is False
 
 
 def test_checker_offline_on_a_synthetic_signature() -> None:

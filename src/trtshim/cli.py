@@ -62,9 +62,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def _matrix_verdict(env: Any) -> dict[str, Any]:
     """What the version matrix says about the installed set (the same logic as ``trtshim pins --check``)."""
     from trtshim.compat.environment import installed_distributions
+    from trtshim.matrix import check as matrix_check
     from trtshim.matrix import pins as matrix_pins
 
-    conflicts = matrix_pins.check(dict(installed_distributions()))
+    conflicts = matrix_check.check(dict(installed_distributions()))
     if env.torch is None:
         summary = "torch is not installed"
     elif env.torch_tensorrt is None:

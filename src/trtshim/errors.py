@@ -19,7 +19,7 @@ class TrtShimError(Exception):
     default_hint = "see `trtshim doctor` for the state of this environment"
 
     def __init__(self, reason: str, hint: str | None = None) -> None:
-        self.reason = reason.strip().splitlines()[0] if reason.strip() else type(self).__name__
+        self.reason = first_line(reason) or type(self).__name__
         self.hint = hint if hint is not None else self.default_hint
         super().__init__(f"{self.reason}\n  hint: {self.hint}")
 

@@ -12,6 +12,7 @@ import torch
 from trtshim import compat, errors
 from trtshim.compat import backends
 from trtshim.compat.backends import tensorrt_api
+from trtshim.testing import tensorrt_save
 
 
 class ConvNet(torch.nn.Module):
@@ -78,7 +79,7 @@ def test_unknown_option_is_refused_before_torch_tensorrt_drops_it(ttrt) -> None:
 
 def test_save_plan_binds_the_live_save(ttrt) -> None:
     env = compat.detect()
-    kwargs = tensorrt_api.save_plan(env.torch_tensorrt.raw, retrace=True, inputs=[torch.randn(1)])  # type: ignore[union-attr]
+    kwargs = tensorrt_save.save_plan(env.torch_tensorrt.raw, retrace=True, inputs=[torch.randn(1)])  # type: ignore[union-attr]
     params = inspect.signature(ttrt.save).parameters
     assert "retrace" in kwargs and all(name in params for name in kwargs)
 
@@ -138,7 +139,7 @@ def test_programs_without_engines_interoperate_with_torch_tensorrt(ttrt, tmp_pat
         assert torch.allclose(module(x), model(x), atol=1e-6)
 
     theirs = tmp_path / "theirs.pt2"
-    kwargs = tensorrt_api.save_plan(env.torch_tensorrt.raw, retrace=True, inputs=[x])  # type: ignore[union-attr]
+    kwargs = tensorrt_save.save_plan(env.torch_tensorrt.raw, retrace=True, inputs=[x])  # type: ignore[union-attr]
     ttrt.save(gm, str(theirs), **kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", errors.ProvenanceWarning)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from trtshim.compat.environment import Environment, detect
@@ -31,6 +32,12 @@ class Gate:
 
     def __str__(self) -> str:
         return self.reason
+
+
+def release_in(version: str, specifier: str) -> bool:
+    """Whether the release ``version`` belongs to (``2.4.0a0+nv`` -> 2.4.0) is in ``specifier`` (``">=2.7,<2.10"``)."""
+    release = PackageVersion("", version).release
+    return release is not None and release in SpecifierSet(specifier)
 
 
 def installed(name: str, env: Environment) -> PackageVersion | None:

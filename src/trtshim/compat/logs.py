@@ -7,6 +7,8 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from trtshim.errors import first_line
+
 
 class Records(logging.Handler):
     """Keeps the text of every record at ``level`` or above (an attached exception's text if any)."""
@@ -27,7 +29,7 @@ class Records(logging.Handler):
         """The first line of the last non-empty record."""
         for message in reversed(self.messages):
             if message.strip():
-                return message.strip().splitlines()[0]
+                return first_line(message)
         return None
 
 

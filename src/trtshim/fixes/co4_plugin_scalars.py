@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from packaging.version import Version
-
+from trtshim.compat.gates import release_in
 from trtshim.fixes.registry import Fix
 
 
@@ -41,8 +40,7 @@ def rewrite_call(node: Any, release: str) -> str | None:
     first_scalar = next((i for i, a in enumerate(positional) if not _is_tensor_type(a)), len(positional))
     if any(_is_tensor_type(a) for a in positional[first_scalar:]):
         return "a tensor argument follows a scalar; the converter slices tensors off the front"
-    line = Version(release).release[:2]
-    if line == (2, 6) and kwarg_only:
+    if release_in(release, "==2.6.*") and kwarg_only:
         names = ", ".join(a.name for a in kwarg_only)
         return (
             f"torch_tensorrt 2.6 hands the plugin positional scalars only; keyword-only {names} never arrive"
@@ -60,7 +58,7 @@ def rewrite_call(node: Any, release: str) -> str | None:
             values.append(arg.default_value)
         else:
             return f"argument {arg.name!r} has no value"
-    if line in ((2, 7), (2, 8), (2, 9)):
+    if release_in(release, ">=2.7,<2.10"):
         required = [a.name for a in positional[first_scalar:] if a.default_value is None]
         if required:
             return f"torch_tensorrt 2.7-2.9 drop scalar arguments without a default: {', '.join(required)}"

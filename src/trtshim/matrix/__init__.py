@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from trtshim.matrix.check import Conflict
     from trtshim.matrix.model import Matrix
-    from trtshim.matrix.pins import Conflict, Pin, PinSet
+    from trtshim.matrix.pins import Pin, PinSet
 
 # The oldest release of each package that trtshim supports. A fix whose ``fixed_in`` is at or below
 # these is dead code (tests/test_fixes_registry.py fails until it is deleted). tests/test_matrix.py
@@ -21,10 +22,10 @@ _LAZY = {
     "Matrix": "trtshim.matrix.model",
     "Pin": "trtshim.matrix.pins",
     "PinSet": "trtshim.matrix.pins",
-    "Conflict": "trtshim.matrix.pins",
+    "Conflict": "trtshim.matrix.check",
 }
 
-# ``trtshim.matrix.pins`` is the module (``pins()``, ``format()``, ``check()``), not re-exported here.
+# the modules ``pins`` (``pins()``), ``formats`` (``format()``) and ``check`` (``check()``) are not re-exported here.
 __all__ = ["SUPPORTED_FLOOR", "Conflict", "Matrix", "Pin", "PinSet"]
 
 

@@ -34,18 +34,18 @@ def add_pins_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_pins(args: argparse.Namespace) -> int:
     """Run ``trtshim pins``; 1 when ``--check`` found conflicts. Bad input raises TrtShimError."""
-    from trtshim.matrix import pins as p  # the module
+    from trtshim.matrix import check, formats, pins
 
     if args.check is None:
         print(
-            p.format(
-                p.pins(torch=args.torch, torch_tensorrt=args.torch_tensorrt, flavour=args.flavour),
+            formats.format(
+                pins.pins(torch=args.torch, torch_tensorrt=args.torch_tensorrt, flavour=args.flavour),
                 args.format,
             ),
             end="",
         )
         return 0
-    source: dict[str, str] | p.Requirements
+    source: dict[str, str] | check.Requirements
     notes: tuple[str, ...] = ()
     if args.check == _INSTALLED:
         from trtshim.compat.environment import installed_distributions
@@ -56,9 +56,9 @@ def run_pins(args: argparse.Namespace) -> int:
             installed["numpy"] = numpy
         source, label = installed, "installed environment"
     else:
-        source = p.read_requirements(args.check)
+        source = check.read_requirements(args.check)
         label, notes = args.check, source.notes
-    conflicts = p.check(source)
+    conflicts = check.check(source)
     if args.format == "json":
         import json
 
@@ -70,7 +70,7 @@ def run_pins(args: argparse.Namespace) -> int:
             )
         )
         return 1 if conflicts else 0
-    shown = source.specs if isinstance(source, p.Requirements) else {k: f"=={v}" for k, v in source.items()}
+    shown = source.specs if isinstance(source, check.Requirements) else {k: f"=={v}" for k, v in source.items()}
     print(
         f"{label}: "
         + (", ".join(f"{n}{s}" for n, s in sorted(shown.items()) if _watched(n)) or "nothing relevant")

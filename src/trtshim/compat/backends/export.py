@@ -8,10 +8,11 @@ from typing import Any
 import torch
 from torch.export import ExportedProgram
 
+from trtshim.compat.backends.tensorrt_api import PRECISIONS
 from trtshim.compat.environment import Environment
+from trtshim.compat.gates import requires
 from trtshim.errors import CompileError, OptionError, first_line
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 OPTIONS = ("strict", "ir")
 IRS = ("inference", "training")
 
@@ -19,14 +20,12 @@ IRS = ("inference", "training")
 def default_strict(env: Environment) -> bool:
     """Our explicit ``strict`` choice. torch flipped its default to False in 2.8; non-strict export
     matured in 2.5, so we ask for non-strict from 2.5 on and strict before, on every release alike."""
-    release = env.torch.release if env.torch else None
-    return bool(release is not None and release.release[:2] < (2, 5))
+    return bool(requires("torch<2.5", env=env))
 
 
 def returns_training_ir(env: Environment) -> bool:
     """torch >= 2.6 ``export`` returns the training IR; inference IR needs ``run_decompositions``."""
-    release = env.torch.release if env.torch else None
-    return bool(release is not None and release.release[:2] >= (2, 6))
+    return bool(requires("torch>=2.6", env=env))
 
 
 def _cast(x: Any, dtype: torch.dtype) -> Any:
@@ -53,7 +52,7 @@ def export(
     if ir not in IRS:
         raise OptionError(f"ir={ir!r} is not one of {IRS}")
     if precision != "fp32":
-        dtype = PRECISIONS[precision]
+        dtype = getattr(torch, PRECISIONS[precision])
         model = copy.deepcopy(model).to(dtype)
         args = tuple(_cast(a, dtype) for a in args)
         kwargs = {k: _cast(v, dtype) for k, v in kwargs.items()}

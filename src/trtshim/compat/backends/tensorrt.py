@@ -165,7 +165,7 @@ def _cause(exc: Exception, records: logs.Records) -> str:
     """The exception's first line; when that says nothing (a bare assert), what torch_tensorrt logged."""
     first = first_line(exc)
     text = f"{type(exc).__name__}: {first}".rstrip(": ")
-    logged = [m.strip().splitlines()[0] for m in records.messages if m.strip()]
+    logged = [first_line(m) for m in records.messages if m.strip()]
     specific = [m for m in logged if "Error Code" in m] or logged
     if specific and (not first or first.endswith(":") or "While interpreting" in first):
         text = f"{text} -- logged cause: {specific[0]}"

@@ -1,8 +1,8 @@
-"""Torch-TensorRT's compile / save / load surface, release line by release line, as data.
+"""Torch-TensorRT's compile surface, release line by release line, as data.
 
-The tables say how to call ``torch_tensorrt.dynamo.compile(exported_program, inputs, **kwargs)``,
-``torch_tensorrt.save`` and ``torch_tensorrt.load`` on each release 2.2–2.14; ``translate`` and
-``save_plan`` turn trtshim's stable option names into that release's call. Every fact here was read
+The tables say how to call ``torch_tensorrt.dynamo.compile(exported_program, inputs, **kwargs)`` on
+each release 2.2–2.14; ``translate`` turns trtshim's stable option names into that release's call
+(upstream's own save / load surface, which trtshim does not call, is in ``trtshim.testing.tensorrt_save``). Every fact here was read
 from the release's own Python source (``dynamo/_compiler.py``, ``_compile.py``, ``dynamo/_defaults.py``,
 ``dynamo/_settings.py``); ``tests/test_tensorrt_conformance.py`` re-checks them against the wheels.
 
@@ -12,36 +12,31 @@ Importing this module imports neither torch nor torch_tensorrt. Torch dtypes in 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from packaging.version import InvalidVersion, Version
 
+from trtshim.compat import versions
 from trtshim.errors import BackendUnavailableError, OptionError
 
 __all__ = [
     "COMPILE",
-    "LOAD",
     "OPTIONS",
     "PASS_THROUGH",
     "PRECISIONS",
-    "SAVE",
     "CallPlan",
     "CompileAPI",
-    "LoadAPI",
-    "SaveAPI",
     "TorchDType",
     "compile_api",
-    "load_api",
     "release_line",
-    "save_api",
-    "save_plan",
+    "row_for",
     "translate",
 ]
 
-PRECISIONS = ("fp32", "fp16", "bf16")
-_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+#: trtshim's precision names -> the torch dtype each stands for (by name: no torch here); both backends read it
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 #: trtshim option names passed to ``dynamo.compile`` under the same name where the release has it.
 PASS_THROUGH = (
@@ -151,79 +146,6 @@ COMPILE: dict[str, CompileAPI] = {
 }
 
 
-@dataclass(frozen=True)
-class SaveAPI:
-    """``torch_tensorrt.save(module, file_path, *, ...)`` on one line (absent in 2.2)."""
-
-    keyword_only: tuple[str, ...]  #: every parameter after ``file_path`` is keyword-only
-    var_kwargs: bool  #: has ``**kwargs`` (2.8+)
-    inputs_param: str  #: ``inputs`` (2.3–2.4) or ``arg_inputs`` (2.5+; ``inputs`` is an alias)
-    retrace_default: bool  #: False up to 2.9, True from 2.10
-    output_formats: frozenset[str]  #: accepted ``output_format`` values
-    #: a TRT GraphModule needs example inputs even with ``retrace=False`` (2.3–2.5 re-run shape analysis)
-    inputs_required: bool
-    positional: tuple[str, ...] = ("module", "file_path")
-
-
-_KW23 = ("output_format", "inputs", "retrace")
-_KW25 = ("output_format", "inputs", "arg_inputs", "kwarg_inputs", "retrace")
-_KW28 = (*_KW25, "pickle_protocol")
-_KW211 = (
-    "extra_files",
-    *_KW25[:-1],
-    "retrace",
-    "use_legacy_exporter",
-    "pickle_protocol",
-    "dynamic_shapes",
-)
-_FMT = frozenset({"exported_program", "torchscript"})
-_S23 = SaveAPI(_KW23, False, "inputs", False, _FMT, inputs_required=True)
-_S25 = SaveAPI(_KW25, False, "arg_inputs", False, _FMT, inputs_required=True)
-_S26 = replace(_S25, inputs_required=False)
-_S28 = replace(_S26, keyword_only=_KW28, var_kwargs=True, output_formats=_FMT | {"aot_inductor"})
-_S210 = replace(_S28, retrace_default=True)
-_S211 = replace(_S210, keyword_only=_KW211)
-_S212 = replace(_S211, output_formats=_S211.output_formats | {"executorch"})
-
-SAVE: dict[str, SaveAPI | None] = {
-    "2.2": None,
-    "2.3": _S23,
-    "2.4": _S23,
-    "2.5": _S25,
-    "2.6": _S26,
-    "2.7": _S26,
-    "2.8": _S28,
-    "2.9": _S28,
-    "2.10": _S210,
-    "2.11": _S211,
-    "2.12": _S212,
-    "2.13": _S212,
-    "2.14": _S212,
-}
-
-
-@dataclass(frozen=True)
-class LoadAPI:
-    """``torch_tensorrt.load(file_path, ...)`` on one line (absent in 2.2)."""
-
-    positional: tuple[str, ...]
-    keyword_only: tuple[str, ...]
-    var_kwargs: bool
-    first_try: Literal["torch.jit.load", "torch.export.load"]
-
-
-_L23 = LoadAPI(("file_path",), (), False, "torch.jit.load")
-_L211 = LoadAPI(("file_path", "extra_files"), (), True, "torch.export.load")
-LOAD: dict[str, LoadAPI | None] = {
-    "2.2": None,
-    **{f"2.{minor}": _L23 for minor in range(3, 11)},
-    "2.11": _L211,
-    "2.12": _L211,
-    "2.13": _L211,
-    "2.14": replace(_L211, keyword_only=("format",)),
-}
-
-
 @dataclass
 class CallPlan:
     """One ``dynamo.compile`` call: ``compile(ep, inputs, **kwargs)`` or ``compile(ep, **{kw: inputs}, ...)``."""
@@ -248,16 +170,14 @@ def _resolve(value: Any) -> Any:
 
 
 def release_line(release: str) -> str:
-    """``"2.6.1+cu124"`` -> ``"2.6"``."""
-    try:
-        version = Version(release)
-    except InvalidVersion:
-        raise OptionError(f"{release!r} is not a torch_tensorrt version", "pass e.g. '2.6.1'") from None
-    major, minor = (*version.release, 0)[:2]
-    return f"{major}.{minor}"
+    """``"2.6.1+cu124"`` -> ``"2.6"`` (``versions.release_line``; a string that is no version is an error)."""
+    line = versions.release_line(release)
+    if line is None:
+        raise OptionError(f"{release!r} is not a torch_tensorrt version", "pass e.g. '2.6.1'")
+    return line
 
 
-def _row(table: Mapping[str, Any], release: str) -> Any:
+def row_for(table: Mapping[str, Any], release: str) -> Any:
     try:
         exact = Version(release).base_version
     except InvalidVersion:
@@ -272,15 +192,7 @@ def _row(table: Mapping[str, Any], release: str) -> Any:
 
 
 def compile_api(release: str) -> CompileAPI:
-    return _row(COMPILE, release)
-
-
-def save_api(release: str) -> SaveAPI | None:
-    return _row(SAVE, release)
-
-
-def load_api(release: str) -> LoadAPI | None:
-    return _row(LOAD, release)
+    return row_for(COMPILE, release)
 
 
 def _checked(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -346,7 +258,7 @@ def translate(
     # --- precision
     if precision not in PRECISIONS:
         raise OptionError(f"unknown precision {precision!r}", f"choose one of {', '.join(PRECISIONS)}")
-    dtype = TorchDType(_DTYPE[precision])
+    dtype = TorchDType(PRECISIONS[precision])
     if precision == "bf16" and not api.bf16:
         raise _cannot(release, "precision='bf16'", "TensorRT 8.6 (torch_tensorrt 2.2) has no BF16; use fp16")
     if api.precision == "autocast":
@@ -424,35 +336,3 @@ def translate(
     return plan
 
 
-def save_plan(
-    release: str,
-    *,
-    retrace: bool,
-    inputs: Sequence[Any] | None,
-    output_format: str = "exported_program",
-) -> dict[str, Any]:
-    """Keyword arguments for ``torch_tensorrt.save(module, file_path, **kwargs)`` on ``release``.
-
-    ``retrace`` is always explicit (its default flipped to True in 2.10) and tensor ``inputs`` go under
-    the name the release reads.
-    """
-    api = save_api(release)
-    if api is None:
-        raise BackendUnavailableError(
-            f"torch_tensorrt {release} has no torch_tensorrt.save",
-            "on 2.2 compile with output_format='exported_program' and use torch.export.save",
-        )
-    if output_format not in api.output_formats:
-        raise OptionError(
-            f"torch_tensorrt {release} save cannot write output_format={output_format!r}",
-            f"choose one of {', '.join(sorted(api.output_formats))}",
-        )
-    if inputs is None and (retrace or api.inputs_required):
-        raise OptionError(
-            f"torch_tensorrt {release} save needs example inputs here (retrace={retrace})",
-            "pass the example tensors the module was compiled with",
-        )
-    kwargs: dict[str, Any] = {"output_format": output_format, "retrace": retrace}
-    if inputs is not None:
-        kwargs[api.inputs_param] = list(inputs)
-    return kwargs
