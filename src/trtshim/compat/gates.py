@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from trtshim.compat.environment import Environment, detect
-from trtshim.compat.versions import PackageVersion
+from trtshim.compat.versions import PackageVersion, parse
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,15 @@ class Gate:
         return self.reason
 
 
+def _release(version: str) -> Version | None:
+    """The release ``version`` belongs to, every component kept: ``2.4.0a0+nv`` -> 2.4.0, ``10.12.0.36`` stays."""
+    parsed = parse(version)
+    return Version(".".join(map(str, (*parsed.release, 0, 0)[: max(3, len(parsed.release))]))) if parsed else None
+
+
 def release_in(version: str, specifier: str) -> bool:
-    """Whether the release ``version`` belongs to (``2.4.0a0+nv`` -> 2.4.0) is in ``specifier`` (``">=2.7,<2.10"``)."""
-    release = PackageVersion("", version).release
+    """Whether the release ``version`` belongs to is in ``specifier`` (``">=2.7,<2.10"``)."""
+    release = _release(version)
     return release is not None and release in SpecifierSet(specifier)
 
 
@@ -75,9 +82,10 @@ def requires(*requirements: str, env: Environment | None = None) -> Gate:
         name = req.name.replace("-", "_") if canonicalize_name(req.name) == "torch-tensorrt" else req.name
         have = installed(req.name, env)
         spec = text.strip()[len(req.name) :].strip()  # as written: reasons quote it
-        if have is None or have.release is None:
+        release = _release(have.raw) if have is not None else None
+        if have is None or release is None:
             return Gate(False, f"{name} is not installed")
-        if spec and have.release not in req.specifier:
+        if spec and release not in req.specifier:
             return Gate(False, f"{name} {have.raw} is outside {spec}")
         held.append(f"{name} {have.raw} in {spec}" if spec else f"{name} {have.raw} is installed")
     return Gate(True, "; ".join(held) or "applies everywhere")
