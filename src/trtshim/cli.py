@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import warnings
 from typing import Any
 
 from trtshim._version import __version__
@@ -93,18 +93,22 @@ def cmd_pins(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from trtshim import demo
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        result = demo.run(device=args.device, workdir=args.keep, say=(lambda s: None) if args.json else print)
+    result = demo.run(
+        device=args.device,
+        backend=args.backend,
+        keep=args.keep,
+        say=(lambda s: None) if args.json else print,
+    )
     if args.json:
         _print_json(result.to_dict())
     else:
         t = result.timings
+        stages = "; ".join(f"{stage}: {', '.join(ids) or 'none'}" for stage, ids in result.fixes.items())
         print(
-            f"\nbackend {result.backend}; fixes applied: {', '.join(result.fixes_applied) or 'none'}\n"
+            f"\nbackend {result.backend}; fixes applied by stage: {stages}\n"
             f"timings: compile {t['compile_s']:.2f} s, save {t['save_s']:.2f} s, load {t['load_s']:.2f} s "
             f"(fresh process {t['fresh_process_s']:.2f} s)\n"
+            + (f"artifact kept: {result.artifact}\n" if args.keep else "")
             + ("demo passed: outputs match eager" if result.ok else "demo FAILED: outputs differ from eager")
         )
     return 0 if result.ok else 1
@@ -163,9 +167,13 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_fixes(args: argparse.Namespace) -> int:
     from trtshim.compat.environment import detect
     from trtshim.fixes import REGISTRY, select
+    from trtshim.fixes.registry import STAGE_RUNS, STAGES
 
     env = detect()
     report = select(env, REGISTRY)
+    by_stage = {
+        stage: [d.fix.id for d in report.decisions if d.applied and stage in d.fix.stages] for stage in STAGES
+    }
     if args.json:
         rows = []
         for d in report.decisions:
@@ -174,20 +182,23 @@ def cmd_fixes(args: argparse.Namespace) -> int:
                 affected=d.fix.affected,
                 fixed_in=d.fix.fixed_in,
                 links=list(d.fix.links),
-                stage=d.fix.stage,
                 how=d.fix.how,
+                hooks=sorted(d.fix.hooks),
+                lives_in=d.fix.lives_in or None,
             )
             rows.append(row)
-        _print_json({"environment": env.to_dict(), "fixes": rows})
+        _print_json({"environment": env.to_dict(), "by_stage": by_stage, "fixes": rows})
         return 0
     torch_v = env.torch.raw if env.torch else "not installed"
     ttrt = env.torch_tensorrt.raw if env.torch_tensorrt else "not installed"
-    print(
-        f"fixes for torch {torch_v}, torch_tensorrt {ttrt}: {len(report.applied_ids)} of {len(REGISTRY)} apply\n"
-    )
+    print(f"fixes for torch {torch_v}, torch_tensorrt {ttrt}: {len(report.applied_ids)} of {len(REGISTRY)} apply")
+    print("\napplied, by the stage they act at (a fix acts only when its stage runs):")
+    for stage in STAGES:
+        print(f"  {stage:<8} {', '.join(by_stage[stage]) or '-':<28} runs at: {STAGE_RUNS[stage]}")
+    print()
     for d in report.decisions:
         mark = "applied" if d.applied else "skipped"
-        print(f"{d.fix.id:<6} {mark:<8} [{d.fix.family}, {d.fix.stage}] {d.fix.title}")
+        print(f"{d.fix.id:<6} {mark:<8} [{d.fix.family}; {', '.join(d.fix.stages)}] {d.fix.title}")
         print(f"{'':<15} why: {d.reason}")
     return 0
 
@@ -204,10 +215,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(
-        "demo", help="compile -> save -> load in a fresh process -> compare, on the auto backend"
+        "demo",
+        help="compile -> save -> load in a fresh process -> compare with eager",
+        description="The seed scenario (weighted layers + a custom op) end to end. backend 'auto' is TensorRT "
+        "where it can run and otherwise the torch-only 'export' backend (announced); nothing is left behind "
+        "unless --keep names a folder.",
     )
     p.add_argument("--device", default="cpu", help="device for the model and inputs (default: cpu)")
-    p.add_argument("--keep", metavar="DIR", help="write the artifact into DIR and keep it")
+    p.add_argument(
+        "--backend", default="auto", choices=("auto", "export", "tensorrt"), help="default: auto (see above)"
+    )
+    p.add_argument("--keep", metavar="DIR", help="write the artifact into DIR (created if missing) and keep it")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)
 
@@ -248,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # `trtshim inspect FILE --json | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would raise again
+        return 141  # what a shell reports for a process ended by SIGPIPE
     except TrtShimError as exc:
         print(f"error: {exc.reason}\n  hint: {exc.hint}", file=sys.stderr)
         return 2

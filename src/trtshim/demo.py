@@ -63,10 +63,10 @@ def make_model(seed: int = 0) -> DemoNet:
 @dataclass
 class DemoResult:
     backend: str
-    fixes_applied: tuple[str, ...]
+    fixes: dict[str, list[str]]  # stage -> the fixes applied there (compile, save, load)
     max_abs_error: float
     timings: dict[str, float] = field(default_factory=dict)
-    artifact: str = ""
+    artifact: str = ""  # where it was written (removed afterwards unless kept)
     artifact_bytes: int = 0
 
     @property
@@ -79,7 +79,37 @@ class DemoResult:
         return d
 
 
-def run(*, device: str = "cpu", workdir: str | None = None, say: Callable[[str], None] = print) -> DemoResult:
+def _keep_folder(keep: str) -> str:
+    """``--keep DIR``, checked before anything is compiled: created if missing, and writable."""
+    from trtshim.errors import OptionError
+
+    folder = os.path.abspath(keep)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OptionError(f"cannot create the folder {folder}: {exc.strerror}", "pass a writable folder to --keep") from exc
+    if not os.access(folder, os.W_OK):
+        raise OptionError(f"the folder {folder} is not writable", "pass a writable folder to --keep")
+    return folder
+
+
+def run(
+    *,
+    device: str = "cpu",
+    backend: str = "auto",
+    keep: str | None = None,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
+    """The demo; ``keep``: a folder that keeps the artifact (else everything goes into a temporary
+    folder that is removed before returning, whatever happens)."""
+    if keep is not None:
+        folder = _keep_folder(keep)
+        return _run(folder, device, backend, say, kept=True)
+    with tempfile.TemporaryDirectory(prefix="trtshim-demo-") as folder:
+        return _run(folder, device, backend, say, kept=False)
+
+
+def _run(folder: str, device: str, backend: str, say: Callable[[str], None], *, kept: bool) -> DemoResult:
     from trtshim import compat
 
     total = 5
@@ -91,11 +121,11 @@ def run(*, device: str = "cpu", workdir: str | None = None, say: Callable[[str],
     x = torch.randn(2, 3, 32, 32, device=device)
     timings: dict[str, float] = {}
 
-    say(f"[2/{total}] compile (backend='auto') ...")
+    say(f"[2/{total}] compile (backend={backend!r}) ...")
     t = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", BackendFallbackWarning)
-        compiled = compat.compile(model, (x,), backend="auto")
+        compiled = compat.compile(model, (x,), backend=backend)
     timings["compile_s"] = time.perf_counter() - t
     for w in caught:
         if issubclass(w.category, BackendFallbackWarning):
@@ -104,42 +134,41 @@ def run(*, device: str = "cpu", workdir: str | None = None, say: Callable[[str],
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     say(f"      backend {compiled.backend!r} in {timings['compile_s']:.2f} s")
 
-    own_tmp = workdir is None
-    folder = workdir or tempfile.mkdtemp(prefix="trtshim-demo-")
     artifact = os.path.join(folder, "demo.pt2")
-    say(f"[3/{total}] save -> {artifact}")
+    say(f"[3/{total}] save -> {artifact}" + ("" if kept else "  (a temporary folder; --keep DIR keeps it)"))
     t = time.perf_counter()
     compat.save(compiled, artifact)
     timings["save_s"] = time.perf_counter() - t
     size = os.path.getsize(artifact)
+    manifest, _ = compat.read_manifest(artifact)
+    saved = [f["id"] for f in (manifest or {}).get("fixes", []) if f["applied"] and "save" in f.get("stages", [])]
     say(f"      {size / 1024:.1f} KiB in {timings['save_s']:.2f} s")
 
     say(f"[4/{total}] load in a fresh process and run ...")
-    inputs, outputs = os.path.join(folder, "inputs.pt"), os.path.join(folder, "outputs.pt")
-    torch.save(x.cpu(), inputs)
-    t = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "trtshim.demo", artifact, inputs, outputs, device],
-        capture_output=True,
-        text=True,
-    )
-    timings["fresh_process_s"] = time.perf_counter() - t
-    if proc.returncode != 0:
-        raise RuntimeError(f"the fresh process failed:\n{proc.stderr.strip()}")
-    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory(prefix="trtshim-demo-io-") as io_folder:
+        inputs, outputs = os.path.join(io_folder, "inputs.pt"), os.path.join(io_folder, "outputs.pt")
+        torch.save(x.cpu(), inputs)
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "trtshim.demo", artifact, inputs, outputs, device],
+            capture_output=True,
+            text=True,
+        )
+        timings["fresh_process_s"] = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise RuntimeError(f"the fresh process failed:\n{proc.stderr.strip()}")
+        child = json.loads(proc.stdout.strip().splitlines()[-1])
+        got = torch.load(outputs)
     timings["load_s"] = child["load_s"]
     say(f"      loaded in {child['load_s']:.2f} s (process total {timings['fresh_process_s']:.2f} s)")
 
     say(f"[5/{total}] compare with eager")
     with torch.inference_mode():
         expected = model(x).cpu()
-    got = torch.load(outputs)
     err = float((got - expected).abs().max())
-    result = DemoResult(compiled.backend, compiled.fixes_applied, err, timings, artifact, size)
+    fixes = {"compile": list(compiled.fixes_applied), "save": saved, "load": child["fixes"]}
+    result = DemoResult(compiled.backend, fixes, err, timings, artifact, size)
     say(f"      max abs error {err:.3g} (tolerance {TOLERANCE:g}): {'match' if result.ok else 'MISMATCH'}")
-    if own_tmp:
-        for name in (inputs, outputs):
-            os.unlink(name)
     return result
 
 
@@ -152,7 +181,7 @@ def _child(artifact: str, inputs: str, outputs: str, device: str) -> None:
     with torch.inference_mode():
         y = module(torch.load(inputs).to(device))
     torch.save(y.cpu(), outputs)
-    print(json.dumps({"load_s": load_s, "backend": module.backend}))
+    print(json.dumps({"load_s": load_s, "backend": module.backend, "fixes": list(module.fixes_applied)}))
 
 
 if __name__ == "__main__":

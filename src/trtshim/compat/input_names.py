@@ -137,3 +137,22 @@ def dim_names(
             if dim_name and isinstance(axis, int) and axis < val.dim() and not isinstance(val.shape[axis], int):
                 out.setdefault(str(val.shape[axis]), dim_name)
     return out
+
+
+def recorded_dim_names(ep: ExportedProgram) -> dict[str, str]:
+    """torch's symbol -> the ``Dim`` name, as far as the program's own ShapeEnv still knows it: an
+    ``ExportedProgram`` exported by the caller (not through ``compile``) keeps the names in memory only."""
+    from torch._guards import detect_fake_mode
+
+    users = prog.user_input_placeholders(ep)
+    mode = detect_fake_mode([n.meta.get("val") for n in users if isinstance(n.meta.get("val"), torch.Tensor)])
+    shape_env = getattr(mode, "shape_env", None)
+    names = getattr(shape_env, "source_name_to_debug_name", None) or {}
+    out: dict[str, str] = {}
+    for symbol in ep.range_constraints:
+        for source in getattr(shape_env, "var_to_sources", {}).get(symbol, ()):
+            text = source.name() if callable(source.name) else source.name  # a method up to torch 2.x
+            if names.get(text):
+                out[str(symbol)] = names[text]
+                break
+    return out

@@ -153,8 +153,13 @@ def format_manifest(manifest: dict[str, Any]) -> str:
     types = manifest.get("pytree_types") or []
     if types:
         lines.append("  pytree types   " + ", ".join(f"{t.get('type')} ({t.get('module')})" for t in types))
-    fixes = [f["id"] for f in manifest.get("fixes", []) if f.get("applied")]
-    lines.append("  fixes applied  " + (", ".join(fixes) or "none"))
+    applied = [f for f in manifest.get("fixes", []) if f.get("applied")]
+    stages: dict[str, list[str]] = {}
+    for f in applied:  # manifests before stages were recorded list ids only
+        for stage in f.get("stages") or ["-"]:
+            stages.setdefault(stage, []).append(f["id"])
+    shown = "; ".join(f"{k}: {', '.join(v)}" if k != "-" else ", ".join(v) for k, v in stages.items())
+    lines.append("  fixes applied  " + (shown or "none"))
     return "\n".join(lines)
 
 

@@ -60,7 +60,7 @@ OP = {
     "module": (str, Null),
 }
 PYTREE_TYPE = {"type": Req(str), "module": Req(str), "serialized_name": (str, Null)}
-FIX = {"id": Req(str), "family": str, "title": str, "applied": bool, "reason": str}
+FIX = {"id": Req(str), "family": str, "title": str, "applied": bool, "reason": str, "stages": ListOf(str)}
 ENGINE = {
     "torch_tensorrt": (str, Null),
     "flavour": (str, Null),

@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 
 FAMILIES = ("lifted-params", "custom-ops", "serialization", "compile")
 STAGES = ("export", "compile", "hybrid", "save", "load", "call")
+#: when each stage runs: a fix acts only there
+STAGE_RUNS = {
+    "export": "every compile (torch.export)",
+    "compile": "compile(backend='tensorrt'): torch_tensorrt.dynamo.compile",
+    "hybrid": "a TensorRT graph becomes a program: compile(backend='tensorrt'), save(gm)",
+    "save": "save",
+    "load": "load",
+    "call": "every call of a compiled or loaded module",
+}
 
 #: every hook point: where it is called and what the hook gets and returns. A point without an
 #: applied hook runs the caller's default, which is what upstream does (the defect).
@@ -97,6 +106,7 @@ class Decision:
             "id": self.fix.id,
             "family": self.fix.family,
             "title": self.fix.title,
+            "stages": list(self.fix.stages),
             "applied": self.applied,
             "reason": self.reason,
         }

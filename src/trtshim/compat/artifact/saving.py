@@ -14,6 +14,7 @@ from trtshim.compat import program as prog
 from trtshim.compat.artifact.atomic import write_atomically
 from trtshim.compat.artifact.record import build_manifest, manifest_header, script_custom_ops
 from trtshim.compat.environment import detect
+from trtshim.compat.input_names import recorded_dim_names
 from trtshim.compat.manifest import MANIFEST_NAME
 from trtshim.compat.module import CompiledModule
 from trtshim.compat.serial import serialized
@@ -38,7 +39,9 @@ def as_compiled(
     if isinstance(obj, ExportedProgram):
         for repair in fixes.hooks("save.repair"):
             obj = repair(obj)
-        return CompiledModule(obj, backend="program", environment=env, fixes=active("call", env=env))
+        return CompiledModule(
+            obj, backend="program", environment=env, fixes=active("call", env=env), dim_names=recorded_dim_names(obj)
+        )
     if isinstance(obj, torch.fx.GraphModule):
         if example_inputs is None:
             raise TrtShimError(
