@@ -103,13 +103,13 @@ def test_a_fix_left_out_is_reported_and_its_hooks_are_gone() -> None:
     from trtshim.fixes import active
 
     report = active("hybrid", env=env_with("2.13.0"))
-    assert report.hooks("hybrid.spec_fields")  # LP-5 on torch 2.13
-    without = report.without("LP-5", "hybrid.opaque")
-    assert without.hooks("hybrid.spec_fields") == [] and without.hooks("hybrid.opaque") == []
+    assert report.hooks("hybrid.engine_input")  # CO-5 on torch 2.13 (no probe: the same on every torch here)
+    without = report.without("CO-5", "hybrid.opaque")
+    assert without.hooks("hybrid.engine_input") == [] and without.hooks("hybrid.opaque") == []
     assert without.hooks("hybrid.lifted_kind") == report.hooks("hybrid.lifted_kind")  # LP-1's other hooks stay
-    (lp5,) = [d for d in without.decisions if d.fix.id == "LP-5"]
-    assert not lp5.applied and lp5.reason == "left out"
-    assert "LP-5" not in without.applied_ids and report.left_out == frozenset()
+    (co5,) = [d for d in without.decisions if d.fix.id == "CO-5"]
+    assert not co5.applied and co5.reason == "left out"
+    assert "CO-5" not in without.applied_ids and report.left_out == frozenset()
     with pytest.raises(KeyError, match="SE-9"):
         report.without("SE-9")  # not a hybrid-stage fix: a typo in a test fails loudly
     with pytest.raises(KeyError, match="no.such"):
