@@ -17,18 +17,16 @@ find-links only where they exist: uv does not read pip's configuration itself.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 
 import nox
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
+import trtshim.nox as trtshim_nox  # the same rows and install rules downstream noxfiles get
+from trtshim.matrix import rows
 from trtshim.matrix.model import Matrix
 
 nox.options.default_venv_backend = "uv"
@@ -41,71 +39,26 @@ MATRIX = Matrix.load()
 DEFAULT_TORCH = "2.13.0"
 TORCH_LINES = MATRIX.torch_minors()
 TORCH_VERSIONS = {line: MATRIX.torch_release(line).latest for line in TORCH_LINES}
-RTX = [r.version for r in MATRIX.torch_tensorrt_releases("torch-tensorrt-rtx")]
-RTX_LATEST_PER_LINE = sorted({".".join(v.split(".")[:2]): v for v in RTX}.values())
-CI_DIAGONAL = ["2.2", "2.5", "2.8", "2.11", "2.15"]
+RTX_LATEST_PER_LINE = rows.newest_per_line("torch-tensorrt-rtx", MATRIX)
+CI_DIAGONAL = list(rows.CI_TORCH)
 CI_TRT = RTX_LATEST_PER_LINE[-1]
-MIN_FREE_GB = 12  # a CUDA torch adds 3-7 GB to uv's cache
 
 
-@functools.cache
-def local_wheel_folders(*, cpu_torch: bool = True) -> list[str]:
-    """Folders of local wheels from pip's configuration, read once per run; only existing ones."""
-    try:
-        out = subprocess.run(
-            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    folders: list[str] = []
-    for key, value in re.findall(r"^\S*?\.?(find-links|extra-index-url|index-url)='(.*)'$", out, re.M):
-        for item in value.split():
-            path = item[len("file://") :] if item.startswith("file://") else item
-            if key != "find-links":
-                if not item.startswith("file://"):
-                    continue
-                path = os.path.join(os.path.dirname(path.rstrip("/")), "files")
-            if not os.path.isdir(path) or path in folders:
-                continue
-            if not cpu_torch and any(f.startswith("torch-") and "+cpu" in f for f in os.listdir(path)):
-                continue  # a CPU torch cannot host torch_tensorrt
-            folders.append(path)
-    return folders
-
-
-def uv_env(session: nox.Session, *, cpu_torch: bool = True) -> dict[str, str]:
-    env = {
-        "UV_PYTHON_DOWNLOADS": "never",
-        "TORCHINDUCTOR_CACHE_DIR": os.path.join(session.virtualenv.location, "inductor"),
-    }
-    folders = local_wheel_folders(cpu_torch=cpu_torch)
-    if folders:
-        env["UV_FIND_LINKS"] = ",".join(folders)
-    return env
+def uv_env(session: nox.Session) -> dict[str, str]:
+    """trtshim.nox's install rules (uv, local wheel folders as find-links) for a torch-only session."""
+    return trtshim_nox.uv_env(session)
 
 
 def companions(torch_version: str) -> list[str]:
-    """Companion pins the matrix's rules give for this torch (e.g. numpy<2 for old torch)."""
-    out = ["numpy"]
-    for rule in MATRIX.rules_for("torch", torch_version):
-        action = rule.action
-        if action.get("kind") == "pin" and action.get("package"):
-            out = [p for p in out if p != action["package"]] + [f"{action['package']}{action['specifier']}"]
-    return out
+    return rows.companions(torch_version, MATRIX)
 
 
-def guard_disk(session: nox.Session) -> None:
-    free = shutil.disk_usage(os.path.expanduser("~")).free / 2**30
-    if free < MIN_FREE_GB:
-        session.error(
-            f"only {free:.1f} GiB free: a CUDA torch needs up to 7 GiB of uv cache. "
-            "Free space first (`uv cache prune`, or `uv cache clean torch`)."
-        )
+guard_disk = trtshim_nox.guard_disk
 
 
-def install_torch(session: nox.Session, torch: str, *, cpu_torch: bool = True) -> None:
+def install_torch(session: nox.Session, torch: str) -> None:
     guard_disk(session)
-    session.install(f"torch=={torch}", *companions(torch), env=uv_env(session, cpu_torch=cpu_torch))
+    session.install(f"torch=={torch}", *companions(torch), env=uv_env(session))
 
 
 def run_suite(session: nox.Session, name: str, *pytest_args: str, env: dict[str, str] | None = None) -> None:
@@ -150,15 +103,9 @@ def matrix(session: nox.Session, torch: str) -> None:
 @nox.parametrize("torch_tensorrt", RTX_LATEST_PER_LINE, ids=RTX_LATEST_PER_LINE)
 def trt(session: nox.Session, torch_tensorrt: str) -> None:
     """torch-tensorrt-rtx on the CUDA torch it pairs with: the TRT-adapter tests against the real package."""
-    from trtshim.matrix import pins as matrix_pins
-
-    working_set = [
-        str(p) for p in matrix_pins.pins(torch_tensorrt=torch_tensorrt, flavour="torch-tensorrt-rtx").pins
-    ]
-    torch_pin = next(p for p in working_set if p.startswith("torch=="))
-    guard_disk(session)
-    env = uv_env(session, cpu_torch=False)
-    session.install(*working_set, *companions(torch_pin.split("==")[1]), env=env)
+    row = rows.tensorrt_row(torch_tensorrt, "torch-tensorrt-rtx", MATRIX)
+    trtshim_nox.install(session, row)
+    env = trtshim_nox.uv_env(session, row)
     session.install("-e", ".[test]", env=env)
     run_suite(session, f"trt-{torch_tensorrt}", "tests/trt", *session.posargs, env=env)
 
@@ -233,10 +180,24 @@ def gpu(session: nox.Session) -> None:
     )
 
 
+#: the rows of examples/downstream/noxfile.py that CI runs (their torch is cached by the matrix sessions)
+DOWNSTREAM_ROWS = ["torch-2.8", "torch-2.15"]
+
+
+@nox.session(venv_backend="none")
+def downstream(session: nox.Session) -> None:
+    """The documented downstream example (examples/downstream/noxfile.py, through trtshim.nox) on two of its rows."""
+    targets = [f"tests({row})" for row in (session.posargs or DOWNSTREAM_ROWS)]
+    env = {"PYTHONPATH": os.path.join(HERE, "src"), "TRTSHIM_REQUIREMENT": HERE}
+    noxfile = os.path.join(HERE, "examples", "downstream", "noxfile.py")
+    session.run(sys.executable, "-m", "nox", "-f", noxfile, "-s", *targets, env=env, external=True)
+
+
 @nox.session
 def ci(session: nox.Session) -> None:
-    """What .ci/run runs after ``tests``: a diagonal of torch minors, the newest trt session, the report."""
-    for target in [*(f"matrix({t})" for t in CI_DIAGONAL), f"trt({CI_TRT})"]:
+    """What .ci/run runs after ``tests``: a diagonal of torch minors, the newest trt session, the downstream
+    example on two rows, the report."""
+    for target in [*(f"matrix({t})" for t in CI_DIAGONAL), f"trt({CI_TRT})", "downstream"]:
         session.notify(target)
     session.notify("report", posargs=["--no-run"])
 

@@ -196,6 +196,42 @@ def test_formats_parse(m: Matrix) -> None:
     assert data["torch"] == "2.10.0" and data["pins"][0]["reason"]
 
 
+def test_pyproject_formats_round_trip_through_check(m: Matrix, tmp_path: Path) -> None:
+    """Each pyproject rendering, pasted into a project's pyproject.toml, parses and checks clean; an
+    edited torch pin is then found by `pins --check pyproject.toml`."""
+    tomllib = pytest.importorskip("tomllib")
+    ps = P.pins(torch_tensorrt="2.9.0", matrix=m)
+    group = F.group_name(ps)
+    header = '[project]\nname = "downstream"\nversion = "1"\ndependencies = ["trtshim"]\n\n'
+    for fmt, key in (("pyproject", None), ("uv", "constraint-dependencies"), ("uv-override", "override-dependencies")):
+        text = header + F.format(ps, fmt)
+        data = tomllib.loads(text)
+        listed = data["project"]["optional-dependencies"][group] if key is None else data["tool"]["uv"][key]
+        assert listed == [str(p) for p in ps.pins]
+        assert data["tool"]["uv"]["sources"]["torch"][0]["index"] == "pytorch-cu130"  # 2.9.0 is CUDA 13
+        path = tmp_path / fmt / "pyproject.toml"
+        path.parent.mkdir()
+        path.write_text(text)
+        assert C.check(path, matrix=m) == [], fmt
+        path.write_text(text.replace('"torch==2.9.1"', '"torch==2.8.0"'))
+        assert [c.code for c in C.check(path, matrix=m)] == ["torch-version"], fmt
+    overridden = tmp_path / "pyproject.toml"
+    overridden.write_text(header.replace('["trtshim"]', '["torch==2.8.0"]') + F.format(ps, "uv-override"))
+    assert C.check(overridden, matrix=m) == []  # an override replaces the project's own torch pin
+
+
+def test_check_reads_a_uv_lock(m: Matrix, tmp_path: Path) -> None:
+    lock = tmp_path / "uv.lock"
+    packages = {"torch": "2.4.1", "torch-tensorrt": "2.4.0", "tensorrt-cu12": "10.7.0", "numpy": "1.26.4"}
+    lock.write_text(
+        "version = 1\n"
+        + "".join(f'\n[[package]]\nname = "{n}"\nversion = "{v}"\nsource = {{ registry = "https://pypi.org/simple" }}\n' for n, v in packages.items())
+    )
+    req = C.read_requirements(lock)
+    assert req.specs["torch"] == "==2.4.1" and req.notes == ("read 4 locked packages",)
+    assert "tensorrt-version" in {c.code for c in C.check(lock, matrix=m)}
+
+
 # --- check --------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""``trtshim`` command line: doctor, demo, fixes, inspect, verify, sign, keygen, pins."""
+"""``trtshim`` command line: doctor, demo, fixes, inspect, verify, sign, keygen, pins, matrix."""
 
 from __future__ import annotations
 
@@ -88,6 +88,19 @@ def cmd_pins(args: argparse.Namespace) -> int:
     from trtshim.matrix.cli import run_pins
 
     return run_pins(args)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """The supported rows as a CI runner matrix (``--format github``) or as data (``--format json``)."""
+    from trtshim.matrix import rows
+
+    selected = rows.rows(args.rows)
+    if args.format == "github":
+        gpu = tuple(label.strip() for label in args.gpu_runner.split(",") if label.strip())
+        print(json.dumps(rows.github_matrix(selected, cpu_runner=args.cpu_runner, gpu_runner=gpu)))
+    else:
+        _print_json([r.to_dict() for r in selected])
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -234,6 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pins_arguments(p)
     p.set_defaults(func=cmd_pins)
+
+    p = sub.add_parser(
+        "matrix",
+        help="the supported version rows as a CI runner matrix (github) or JSON",
+        description="One row per environment trtshim tests on (what trtshim.nox.matrix_session runs): "
+        "`--format github` prints a strategy.matrix include list for GitHub Actions.",
+    )
+    p.add_argument("--rows", default="ci", choices=("ci", "torch", "trt", "all"), help="default: ci")
+    p.add_argument("--format", default="json", choices=("github", "json"))
+    p.add_argument("--cpu-runner", default="ubuntu-latest", help="runs-on of CPU rows (default: ubuntu-latest)")
+    p.add_argument(
+        "--gpu-runner",
+        default="self-hosted,linux,x64,gpu",
+        help="runs-on labels of GPU rows, comma-separated (default: self-hosted,linux,x64,gpu)",
+    )
+    p.set_defaults(func=cmd_matrix)
 
     p = sub.add_parser("fixes", help="every registered fix: applied or skipped here, and why")
     p.add_argument("--json", action="store_true")

@@ -6,7 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -49,29 +49,105 @@ class Requirements:
 
 
 def read_requirements(path: str | os.PathLike[str]) -> Requirements:
-    """Parse ``name==ver`` / ``name>=..`` lines; options, ``-r`` / ``-c`` includes and URLs are skipped with a note."""
+    """What a file pins: a requirements / constraints file (``name==ver`` lines; options, includes and URLs
+    skipped with a note), a ``pyproject.toml`` (dependencies, optional and group dependencies, uv's
+    constraint and override dependencies) or a ``uv.lock`` (every locked version)."""
+    name = os.path.basename(os.fspath(path))
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    if name.endswith(".toml") or name.endswith(".lock"):
+        data = _toml(text, os.fspath(path))
+        if name == "uv.lock" or ("package" in data and "project" not in data):
+            return _locked(data)
+        return _pyproject(data)
     specs: dict[str, str] = {}
     notes: list[str] = []
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read().replace("\\\n", " ")
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.replace("\\\n", " ").splitlines(), 1):
         line = re.sub(r"(^|\s)#.*$", "", raw).strip()
         if not line:
             continue
         if line.startswith("-"):
             notes.append(f"line {number}: ignored option {line!r} (included files are not followed)")
             continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            notes.append(f"line {number}: not understood, ignored: {line!r}")
-            continue
-        if req.url:
-            notes.append(f"line {number}: URL requirement for {req.name} not checked")
-            continue
-        name = canonicalize_name(req.name)
-        specs[name] = format_spec(SpecifierSet(specs.get(name, "")) & req.specifier)
+        _add(specs, notes, line, f"line {number}")
     return Requirements(specs, tuple(notes))
+
+
+def _add(specs: dict[str, str], notes: list[str], text: str, where: str) -> None:
+    """Fold one requirement into ``specs`` (specifiers of one name intersect), or note why not."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        notes.append(f"{where}: not understood, ignored: {text!r}")
+        return
+    if req.url:
+        notes.append(f"{where}: URL requirement for {req.name} not checked")
+        return
+    name = canonicalize_name(req.name)
+    specs[name] = format_spec(SpecifierSet(specs.get(name, "")) & req.specifier)
+
+
+def _toml(text: str, path: str) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise TrtShimError(f"reading {path} needs Python 3.11+ or the tomli package", "pip install tomli") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TrtShimError(f"{path} is not valid TOML: {exc}", "fix the file, or check a requirements file") from exc
+
+
+def _pyproject(data: dict[str, Any]) -> Requirements:
+    """Every requirement a pyproject declares; uv's override-dependencies replace what they name."""
+    specs: dict[str, str] = {}
+    notes: list[str] = []
+    project = data.get("project", {})
+    uv = data.get("tool", {}).get("uv", {})
+    sections: list[tuple[str, list[Any]]] = [("dependencies", project.get("dependencies", []))]
+    sections += [(f"optional-dependencies.{k}", v) for k, v in project.get("optional-dependencies", {}).items()]
+    sections += [(f"dependency-groups.{k}", v) for k, v in data.get("dependency-groups", {}).items()]
+    sections += [("tool.uv.constraint-dependencies", uv.get("constraint-dependencies", []))]
+    for where, items in sections:
+        for item in items:
+            if isinstance(item, str):
+                _add(specs, notes, item, where)
+    overrides: dict[str, str] = {}
+    for item in uv.get("override-dependencies", []):
+        _add(overrides, notes, item, "tool.uv.override-dependencies")
+    specs.update(overrides)
+    cuda = _pytorch_index_cuda(uv, "torch")
+    if cuda and re.fullmatch(r"==[^,*+]+", specs.get("torch", "")):  # torch from the PyTorch index: its +cu build
+        specs["torch"] += f"+{cuda}"
+        notes.append(f"torch comes from the PyTorch {cuda} index (tool.uv.sources)")
+    read = [w for w, items in sections if items] + (["tool.uv.override-dependencies"] if overrides else [])
+    notes.append(f"read {', '.join(read) or 'no dependency section'}")
+    return Requirements(specs, tuple(notes))
+
+
+def _pytorch_index_cuda(uv: dict[str, Any], package: str) -> str | None:
+    """``cu130`` when uv takes ``package`` from a PyTorch ``.../whl/cu130`` index (``[tool.uv.sources]``)."""
+    urls = {i.get("name"): str(i.get("url", "")) for i in uv.get("index", []) if isinstance(i, dict)}
+    sources = uv.get("sources", {}).get(package, [])
+    for source in sources if isinstance(sources, list) else [sources]:
+        url = urls.get(source.get("index")) if isinstance(source, dict) else None
+        found = re.search(r"/whl/(cu\d+)/?$", url or "")
+        if found:
+            return found.group(1)
+    return None
+
+
+def _locked(data: dict[str, Any]) -> Requirements:
+    """The versions a ``uv.lock`` resolved (its ``[[package]]`` tables)."""
+    specs: dict[str, str] = {
+        str(canonicalize_name(p["name"])): f"=={p['version']}"
+        for p in data.get("package", [])
+        if isinstance(p, dict) and p.get("name") and p.get("version")
+    }
+    return Requirements(specs, (f"read {len(specs)} locked packages",))
 
 
 Source = Union[Mapping[str, str], Requirements, str, "os.PathLike[str]"]

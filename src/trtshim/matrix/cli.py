@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from trtshim.matrix.formats import FORMATS
 from trtshim.matrix.model import FLAVOURS
 
 _INSTALLED = "<installed>"
@@ -19,16 +20,18 @@ def add_pins_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=("constraints", "requirements", "uv", "json"),
+        choices=FORMATS,
         default="constraints",
-        help="constraints (pip/uv -c file, default), requirements (-r file), uv (pyproject TOML) or json",
+        help="constraints (pip/uv -c file, default), requirements (-r file), pyproject (an optional-dependency "
+        "group), uv / uv-override ([tool.uv] constraint / override block) or json",
     )
     parser.add_argument(
         "--check",
         nargs="?",
         const=_INSTALLED,
         metavar="FILE",
-        help="check a requirements file, or the installed environment when FILE is left out",
+        help="check a requirements/constraints file, a pyproject.toml or a uv.lock, or the installed "
+        "environment when FILE is left out",
     )
 
 

@@ -1,4 +1,5 @@
-"""Render a ``PinSet`` for a downstream file: pip constraints, requirements, a uv block, JSON."""
+"""Render a ``PinSet`` for a downstream file: pip constraints or requirements, pyproject TOML (an
+optional-dependency group; uv's constraint or override block), JSON."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import json
 from trtshim.errors import TrtShimError
 from trtshim.matrix.pins import PinSet
 
-FORMATS = ("constraints", "requirements", "uv", "json")
+FORMATS = ("constraints", "requirements", "pyproject", "uv", "uv-override", "json")
 
 
 def format(pinset: PinSet, fmt: str = "constraints") -> str:
-    """Render a PinSet: ``constraints`` / ``requirements`` (pip files), ``uv`` (pyproject TOML) or ``json``."""
+    """Render a PinSet: ``constraints`` / ``requirements`` (pip files); ``pyproject`` (an optional-dependency
+    group), ``uv`` (``[tool.uv] constraint-dependencies``), ``uv-override`` (``override-dependencies``): TOML
+    for pyproject.toml; or ``json``."""
     if fmt == "json":
         return json.dumps(pinset.to_dict(), indent=2, sort_keys=True) + "\n"
     if fmt not in FORMATS:
@@ -21,8 +24,10 @@ def format(pinset: PinSet, fmt: str = "constraints") -> str:
         f"(linux x86_64 metadata, matrix generated {pinset.generated})"
     ]
     head += [f"# note: {n}" for n in pinset.notes]
-    if fmt == "uv":
-        return _format_uv(pinset, head)
+    if fmt in ("uv", "uv-override"):
+        return _format_uv(pinset, head, override=fmt == "uv-override")
+    if fmt == "pyproject":
+        return _format_pyproject(pinset, head)
     lines = [*head]
     if fmt == "constraints":
         lines.append("# use: pip install -c THIS_FILE ...  or  uv pip install -c THIS_FILE ...")
@@ -37,16 +42,49 @@ def format(pinset: PinSet, fmt: str = "constraints") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _format_uv(pinset: PinSet, head: list[str]) -> str:
+def group_name(pinset: PinSet) -> str:
+    """An extra's name for this set (PEP 685): ``torch-tensorrt-2-14-0``, ``torch-tensorrt-rtx-2-14-0``."""
+    return f"{pinset.flavour}-{pinset.torch_tensorrt}".replace(".", "-").replace("_", "-").lower()
+
+
+def _format_pyproject(pinset: PinSet, head: list[str]) -> str:
+    name = group_name(pinset)
     lines = [
         *head,
-        "# uv: paste into pyproject.toml; `uv lock` / `uv sync` read [tool.uv] constraint-dependencies",
-        "# (constraints limit versions, they add no packages; for `uv pip install` use --format constraints).",
-        "[tool.uv]",
-        "constraint-dependencies = [",
+        f"# pyproject.toml: `pip install .[{name}]` / `uv sync --extra {name}` installs this working set;",
+        "# several sets may live side by side as groups (uv: declare them conflicting in [tool.uv] conflicts).",
+        "[project.optional-dependencies]",
+        f"{name} = [",
     ]
     lines += [f'    "{p}",  # {p.reason.replace(chr(34), chr(39))}' for p in pinset.pins]
     lines.append("]")
+    lines += _uv_index(pinset)
+    return "\n".join(lines) + "\n"
+
+
+def _format_uv(pinset: PinSet, head: list[str], *, override: bool = False) -> str:
+    key = "override-dependencies" if override else "constraint-dependencies"
+    what = (
+        "overrides replace every other requirement on these packages, a dependency's own pins included"
+        if override
+        else "constraints limit versions, they add no packages; for `uv pip install` use --format constraints"
+    )
+    lines = [
+        *head,
+        f"# uv: paste into pyproject.toml; `uv lock` / `uv sync` read [tool.uv] {key}",
+        f"# ({what}).",
+        "[tool.uv]",
+        f"{key} = [",
+    ]
+    lines += [f'    "{p}",  # {p.reason.replace(chr(34), chr(39))}' for p in pinset.pins]
+    lines.append("]")
+    lines += _uv_index(pinset)
+    return "\n".join(lines) + "\n"
+
+
+def _uv_index(pinset: PinSet) -> list[str]:
+    """Where torch must come from the PyTorch index: uv's index and source tables for it."""
+    lines: list[str] = []
     if pinset.torch_index_url:
         name = "pytorch-" + pinset.torch_index_url.rstrip("/").rsplit("/", 1)[-1]
         lines += [
@@ -60,4 +98,4 @@ def _format_uv(pinset: PinSet, head: list[str]) -> str:
             "[tool.uv.sources]",
             f'torch = [{{ index = "{name}" }}]',
         ]
-    return "\n".join(lines) + "\n"
+    return lines

@@ -1,0 +1,127 @@
+"""The supported rows as data: one row = one environment a test session runs in (a torch minor, or a
+torch_tensorrt release with its working set), with the pins and install rules trtshim uses itself.
+
+``rows("ci")`` feeds trtshim's own noxfile, ``trtshim.nox.matrix_session`` (a downstream noxfile) and
+``trtshim matrix --format github`` (a CI runner matrix): the same rows everywhere. Imports no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from trtshim.errors import OptionError
+from trtshim.matrix.model import Matrix
+
+PYTHON = "3.11"  #: the one Python every torch 2.2-2.15 and torch_tensorrt 2.2-2.14 release has wheels for
+CI_TORCH = ("2.2", "2.5", "2.8", "2.11", "2.15")  #: a diagonal through the export schema majors
+SETS = ("ci", "torch", "trt", "all")
+CPU_RUNNER = "ubuntu-latest"
+GPU_RUNNER = ("self-hosted", "linux", "x64", "gpu")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One environment: what to install (``requirements``, with ``index_url`` where torch must come from
+    the PyTorch index) and whether it needs a GPU to be meaningful."""
+
+    id: str  # e.g. "torch-2.5" or "rtx-2.14.0": a nox session's parameter id, a CI job's name
+    torch: str
+    requirements: tuple[str, ...]
+    torch_tensorrt: str | None = None
+    flavour: str | None = None
+    gpu: bool = False
+    python: str = PYTHON
+    index_url: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def companions(torch_version: str, matrix: Matrix | None = None) -> list[str]:
+    """What installs beside this torch: numpy, pinned as the matrix's rules say (``numpy<2`` for torch <= 2.3)."""
+    m = matrix or Matrix.load()
+    out = ["numpy"]
+    for rule in m.rules_for("torch", torch_version):
+        if rule.kind == "pin" and rule.action.get("package"):
+            package = rule.action["package"]
+            out = [p for p in out if p != package] + [f"{package}{rule.action['specifier']}"]
+    return out
+
+
+def torch_row(line: str, matrix: Matrix | None = None) -> Row:
+    """A torch minor at its newest patch, with its companions."""
+    m = matrix or Matrix.load()
+    version = m.torch_release(line).latest
+    return Row(f"torch-{line}", version, (f"torch=={version}", *companions(version, m)))
+
+
+def tensorrt_row(release: str, flavour: str = "torch-tensorrt-rtx", matrix: Matrix | None = None) -> Row:
+    """A torch_tensorrt release with its working set (``trtshim pins``); a GPU row."""
+    from trtshim.matrix.pins import pins
+
+    m = matrix or Matrix.load()
+    pinset = pins(torch_tensorrt=release, flavour=flavour, matrix=m)
+    prefix = "rtx" if flavour == "torch-tensorrt-rtx" else "trt"
+    requirements = tuple(str(p) for p in pinset.pins)
+    if not any(r.startswith("numpy") for r in requirements):
+        requirements += tuple(c for c in companions(pinset.torch, m) if c.startswith("numpy"))
+    return Row(
+        f"{prefix}-{pinset.torch_tensorrt}",
+        pinset.torch,
+        requirements,
+        torch_tensorrt=pinset.torch_tensorrt,
+        flavour=pinset.flavour,
+        gpu=True,
+        index_url=pinset.torch_index_url,
+        notes=pinset.notes,
+    )
+
+
+def newest_per_line(flavour: str, matrix: Matrix | None = None) -> list[str]:
+    """The newest torch_tensorrt release of each release line of ``flavour``."""
+    m = matrix or Matrix.load()
+    newest: dict[str, str] = {}
+    for release in m.torch_tensorrt_releases(flavour):
+        newest[".".join(release.version.split(".")[:2])] = release.version
+    return sorted(newest.values(), key=lambda v: tuple(int(x) for x in v.split(".")[:3]))
+
+
+def rows(which: str = "ci", matrix: Matrix | None = None) -> list[Row]:
+    """``ci``: torch minors 2.2/2.5/2.8/2.11/2.15 plus the newest torch-tensorrt-rtx; ``torch``: every torch
+    minor; ``trt``: the newest release of each torch-tensorrt and torch-tensorrt-rtx line; ``all``: both."""
+    m = matrix or Matrix.load()
+    if which not in SETS:
+        raise OptionError(f"unknown row set {which!r}", f"choose one of {', '.join(SETS)}")
+    torch_lines = [line for line in m.torch_minors() if which != "ci" or line in CI_TORCH]
+    out = [torch_row(line, m) for line in torch_lines] if which != "trt" else []
+    if which == "ci":
+        out.append(tensorrt_row(newest_per_line("torch-tensorrt-rtx", m)[-1], "torch-tensorrt-rtx", m))
+    elif which in ("trt", "all"):
+        for flavour in ("torch-tensorrt", "torch-tensorrt-rtx"):
+            out += [tensorrt_row(v, flavour, m) for v in newest_per_line(flavour, m)]
+    return out
+
+
+def github_matrix(
+    selected: list[Row], *, cpu_runner: str = CPU_RUNNER, gpu_runner: tuple[str, ...] | str = GPU_RUNNER
+) -> dict[str, Any]:
+    """A GitHub Actions ``strategy.matrix`` (``{"include": [...]}``): one job per row, GPU rows on
+    ``gpu_runner``, each with its pins as one install line and the index it needs."""
+    include = []
+    for row in selected:
+        include.append(
+            {
+                "name": row.id,
+                "runs-on": (gpu_runner if isinstance(gpu_runner, str) else list(gpu_runner)) if row.gpu else cpu_runner,
+                "python": row.python,
+                "torch": row.torch,
+                "torch_tensorrt": row.torch_tensorrt or "",
+                "flavour": row.flavour or "",
+                "gpu": row.gpu,
+                "pins": " ".join(row.requirements),
+                "index_url": row.index_url or "",
+            }
+        )
+    return {"include": include}
