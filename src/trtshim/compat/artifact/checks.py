@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,6 @@ from trtshim.compat.environment import Environment
 from trtshim.compat.manifest import MANIFEST_SCHEMA
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
-    ArtifactCompatibilityWarning,
     ArtifactError,
     IncompatibleArtifactError,
     MissingOpError,
@@ -29,8 +27,10 @@ from trtshim.errors import (
 ALLOW_IMPORTS_ENV = "TRTSHIM_ALLOW_IMPORTS"
 
 
-def check_compatible(manifest: dict[str, Any], env: Environment) -> None:
-    """Refuse (or warn about) an artifact this environment cannot load faithfully."""
+def check_compatible(manifest: dict[str, Any], env: Environment) -> str | None:
+    """Refuse an artifact this environment cannot load; the caveat to announce once it has loaded (a
+    newer minor schema), else None. Announced only after a successful load: where the load then fails,
+    the refusal says it all, without a warning in front of it."""
     if int(manifest.get("schema", 0)) > MANIFEST_SCHEMA:
         raise IncompatibleArtifactError(
             f"written by trtshim {manifest.get('trtshim')} with manifest schema {manifest['schema']}; "
@@ -47,12 +47,11 @@ def check_compatible(manifest: dict[str, Any], env: Environment) -> None:
             f"load it on torch {release_line(saved_torch or '') or saved_torch}, or re-export the model here",
         )
     if tuple(saved) > tuple(here):
-        warnings.warn(
+        return (
             f"artifact saved by a newer torch ({saved_torch}, export schema {saved[0]}.{saved[1]}) than this one "
-            f"({torch.__version__}, {here[0]}.{here[1]})",
-            ArtifactCompatibilityWarning,
-            stacklevel=3,
+            f"({torch.__version__}, {here[0]}.{here[1]})"
         )
+    return None
 
 
 def allowed_imports(allow_imports: Sequence[str] | None) -> set[str]:

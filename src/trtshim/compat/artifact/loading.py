@@ -25,6 +25,7 @@ from trtshim.compat.module import CompiledModule, ScriptedModule
 from trtshim.compat.serial import serialized
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
+    ArtifactCompatibilityWarning,
     ArtifactError,
     BackendFallbackWarning,
     CorruptedArtifactError,
@@ -121,9 +122,10 @@ def _load_checked(
             ProvenanceWarning,
             stacklevel=3,
         )
-    else:
+    caveat = None
+    if manifest is not None:
         if kind == "torch.export":
-            check_compatible(manifest, env)
+            caveat = check_compatible(manifest, env)
         try:
             for check_manifest in fixes.hooks("load.check"):  # SE-6: engines this stack can run
                 check_manifest(manifest, env)
@@ -151,6 +153,8 @@ def _load_checked(
             ) from exc
         raise
     finish()
+    if caveat:
+        warnings.warn(caveat, ArtifactCompatibilityWarning, stacklevel=3)
     backend = manifest.get("backend", "export") if manifest else "export"
     try:
         module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
