@@ -1,4 +1,4 @@
-"""``trtshim`` command line: doctor, demo, fixes, inspect, verify, sign, keygen, pins, matrix."""
+"""``trtshim`` command line: doctor, demo, fixes, inspect, verify, sign, keygen, pins, matrix, upgrade."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from trtshim._version import __version__
-from trtshim.errors import SignatureError, TrtShimError
+from trtshim.errors import OptionError, SignatureError, TrtShimError
 
 
 def _print_json(data: Any) -> None:
@@ -88,6 +88,28 @@ def cmd_pins(args: argparse.Namespace) -> int:
     from trtshim.matrix.cli import run_pins
 
     return run_pins(args)
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    """Rewrite an artifact for the installed torch; ``--check`` says whether and how it loads, loading nothing."""
+    from trtshim.compat.artifact import upgrading
+
+    if args.check:
+        plan = upgrading.plan_upgrade(args.old)
+    elif args.new is None:
+        raise OptionError("trtshim upgrade OLD NEW needs NEW, the file to write", "or pass --check")
+    else:
+        plan = upgrading.upgrade(args.old, args.new, allow_imports=args.allow_import)
+    if args.json:
+        _print_json(plan.to_dict())
+        return 0
+    saved = ".".join(map(str, plan.saved_schema)) if plan.saved_schema else "unknown"
+    print(f"{plan.path}: saved by torch {plan.saved_torch or 'unknown'} (export schema {saved}); this torch reads "
+          f"{plan.here_schema[0]}.{plan.here_schema[1]}")
+    for step in plan.steps:
+        print(f"  {step['id']}: {'; '.join(step['changes'])}")
+    print(f"  -> {plan.verdict}" if args.check else f"  -> wrote {args.new}")
+    return 0
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -247,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pins_arguments(p)
     p.set_defaults(func=cmd_pins)
+
+    p = sub.add_parser(
+        "upgrade",
+        help="rewrite an artifact of an older torch for the installed one (--check: say how it would load)",
+    )
+    p.add_argument("old")
+    p.add_argument("new", nargs="?", help="the file to write (atomically; OLD is left as it is)")
+    p.add_argument("--check", action="store_true", help="say whether and how OLD loads here; load nothing")
+    p.add_argument("--allow-import", action="append", metavar="MODULE", help="a module that registers its ops")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_upgrade)
 
     p = sub.add_parser(
         "matrix",

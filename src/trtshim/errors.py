@@ -133,3 +133,8 @@ class ProvenanceWarning(TrtShimWarning):
 
 class ArtifactCompatibilityWarning(TrtShimWarning):
     """An artifact comes from a different (but loadable) stack; behaviour may differ."""
+
+
+class ArtifactUpgradeWarning(ArtifactCompatibilityWarning):
+    """An artifact of an older torch.export schema was migrated in memory to load here
+    (``trtshim upgrade OLD NEW`` rewrites the file once; ``load(..., strict=True)`` refuses instead)."""

@@ -98,6 +98,7 @@ MANIFEST = {
     "fixes": ListOf(FIX),
     "engine": Opt(ENGINE, None),
     "source": Opt(SOURCE, None),
+    "history": ListOf(ANY_JSON),  # trtshim upgrade: the versions an artifact came from, the migrations applied
 }
 
 

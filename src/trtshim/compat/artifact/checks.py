@@ -27,10 +27,11 @@ from trtshim.errors import (
 ALLOW_IMPORTS_ENV = "TRTSHIM_ALLOW_IMPORTS"
 
 
-def check_compatible(manifest: dict[str, Any], env: Environment) -> str | None:
+def check_compatible(manifest: dict[str, Any], env: Environment, *, migrating: bool = False) -> str | None:
     """Refuse an artifact this environment cannot load; the caveat to announce once it has loaded (a
     newer minor schema), else None. Announced only after a successful load: where the load then fails,
-    the refusal says it all, without a warning in front of it."""
+    the refusal says it all, without a warning in front of it. ``migrating``: the archive's older schema
+    major is migrated on load (``migrations``), so it is no refusal."""
     if int(manifest.get("schema", 0)) > MANIFEST_SCHEMA:
         raise IncompatibleArtifactError(
             f"written by trtshim {manifest.get('trtshim')} with manifest schema {manifest['schema']}; "
@@ -40,7 +41,7 @@ def check_compatible(manifest: dict[str, Any], env: Environment) -> str | None:
     saved = manifest.get("export_schema") or [0, 0]
     here = export_schema_version()
     saved_torch = manifest.get("environment", {}).get("torch")
-    if saved[0] != here[0]:
+    if saved[0] != here[0] and not migrating:
         raise IncompatibleArtifactError(
             f"saved by torch {saved_torch} (export schema {saved[0]}.x); torch {torch.__version__} reads "
             f"schema {here[0]}.x only",

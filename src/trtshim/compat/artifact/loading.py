@@ -16,7 +16,7 @@ import torch
 
 from trtshim.compat import integrity, logs, pickle_scan, pytree_types, signing
 from trtshim.compat import program as prog
-from trtshim.compat.artifact import legacy
+from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.checks import check_compatible, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.environment import Environment, detect
@@ -27,6 +27,7 @@ from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactCompatibilityWarning,
     ArtifactError,
+    ArtifactUpgradeWarning,
     BackendFallbackWarning,
     CorruptedArtifactError,
     IncompatibleArtifactError,
@@ -40,7 +41,7 @@ from trtshim.errors import (
     UnsafeArtifactError,
     first_line,
 )
-from trtshim.fixes import active
+from trtshim.fixes import FixReport, active
 
 ON_MISMATCH = ("error", "recompile")
 
@@ -122,10 +123,11 @@ def _load_checked(
             ProvenanceWarning,
             stacklevel=3,
         )
+    chain = _migrations(path, manifest, kind, strict)
     caveat = None
     if manifest is not None:
         if kind == "torch.export":
-            caveat = check_compatible(manifest, env)
+            caveat = check_compatible(manifest, env, migrating=bool(chain))
         try:
             for check_manifest in fixes.hooks("load.check"):  # SE-6: engines this stack can run
                 check_manifest(manifest, env)
@@ -141,7 +143,7 @@ def _load_checked(
         return _load_script(path, manifest, env, device)
     pickle_scan.check_archive(path)  # before torch unpickles anything: no code from the file runs
     try:
-        program = _deserialize(path, legacy.repaired(path, fixes))
+        program = _deserialize(path, legacy.repaired(path, fixes, chain))
     except (CorruptedArtifactError, ArtifactError) as exc:
         saved = tuple((manifest or {}).get("export_schema") or ())
         saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "")
@@ -155,6 +157,15 @@ def _load_checked(
     finish()
     if caveat:
         warnings.warn(caveat, ArtifactCompatibilityWarning, stacklevel=3)
+    if chain:
+        saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "an older torch")
+        warnings.warn(
+            f"{path} was saved by torch {saved_torch} (export schema {chain[0].source[0]}.x): migrated in memory "
+            f"for torch {torch.__version__} ({', '.join(s.id for s in chain)}); `trtshim upgrade` rewrites the "
+            "file once",
+            ArtifactUpgradeWarning,
+            stacklevel=3,
+        )
     backend = manifest.get("backend", "export") if manifest else "export"
     try:
         module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
@@ -168,6 +179,31 @@ def _load_checked(
     if device is not None:
         module.to(device)
     return module
+
+
+def _migrations(
+    path: str, manifest: dict[str, Any] | None, kind: str, strict: bool
+) -> list[migrations.Step]:
+    """The migration steps a torch.export archive of an older schema major needs here (none: same major,
+    newer, or no step bridges the gap); ``strict=True`` refuses such an archive instead."""
+    if kind != "torch.export":
+        return []
+    here = tuple(export_schema_version())
+    recorded = (manifest or {}).get("export_schema")
+    if recorded and recorded[0] >= here[0]:
+        return []
+    saved = legacy.schema_in(path)  # the program's own record decides, not the manifest's
+    if not saved or saved[0] >= here[0]:
+        return []
+    chain = migrations.plan((int(saved[0]), int(saved[1])), (here[0], here[1]))
+    if chain and strict:
+        saved_torch = (manifest or {}).get("environment", {}).get("torch") or "an older torch"
+        raise IncompatibleArtifactError(
+            f"saved by torch {saved_torch} (export schema {saved[0]}.x); torch {torch.__version__} reads "
+            f"schema {here[0]}.x, and strict=True does not migrate",
+            f"`trtshim upgrade {path} NEW` rewrites it for this torch, or load it with strict=False",
+        )
+    return chain
 
 
 class _WellFormedRecords(logging.Filter):
@@ -248,8 +284,7 @@ def _recompile(
     )
     data = io.BytesIO(base64.b64decode(read_member(path, source["member"])))
     pickle_scan.check_archive(data, f"the source program inside {path}")
-    data.seek(0)
-    program = torch.export.load(data)
+    program = _deserialize(path, source_archive(data, active("load", env=env)))
     name = backends.resolve("auto")
     how = dict(source.get("compile") or {})
     if name == "tensorrt":
@@ -266,6 +301,15 @@ def _recompile(
     if device is not None:
         module.to(device)
     return module
+
+
+def source_archive(data: io.BytesIO, fixes: FixReport) -> io.BytesIO:
+    """An artifact's stored source program, migrated for this torch where it comes from an older schema major."""
+    here = export_schema_version()
+    chain = legacy.chain_for(data, (here[0], here[1]))
+    prepared = legacy.repaired(data, fixes, chain)
+    data.seek(0)
+    return data if isinstance(prepared, str) else prepared
 
 
 def _pt2_cause(path: str) -> str:

@@ -1,0 +1,110 @@
+"""Forward-compatible artifacts: what an older torch saved loads on this one (migrated on load, or
+rewritten once by ``trtshim upgrade``); the golden artifacts of every older torch are the evidence."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from trtshim import compat, errors
+from trtshim.cli import main
+from trtshim.compat.artifact import legacy, migrations
+from trtshim.compat.artifact.record import export_schema_version
+from trtshim.compat.manifest import read_manifest
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+ALLOW = ["trtshim.demo", "trtshim.testing.engine_standin"]
+HERE = tuple(export_schema_version())
+OLDER = [p for p in sorted(GOLDEN.glob("*/*.pt2")) if (legacy.schema_in(str(p)) or HERE)[0] < HERE[0]]
+
+
+def _io(path: Path) -> dict:
+    return torch.load(path.with_name(f"{path.stem}.io.pt"), weights_only=True)
+
+
+def test_goldens_of_older_schema_majors_are_here() -> None:
+    if HERE[0] < 8:
+        pytest.skip("only torch >= 2.6 has every older schema major below it")
+    majors = {legacy.schema_in(str(p))[0] for p in OLDER}  # type: ignore[index]
+    assert majors == {2, 5, 7}  # torch 2.2, 2.3, 2.5
+
+
+@pytest.mark.parametrize("path", OLDER, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_upgrade_rewrites_once_and_loads_without_migrating(path: Path, tmp_path: Path, capsys) -> None:
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert main(["upgrade", str(path), "--check", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["steps"] and "migration step" in plan["verdict"]
+    new = tmp_path / "new.pt2"
+    args = ["upgrade", str(path), str(new)] + [a for m in ALLOW for a in ("--allow-import", m)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 0, capsys.readouterr().err
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before  # the old file is left as it was
+    manifest, _ = read_manifest(new)
+    assert manifest is not None and manifest["export_schema"] == list(HERE)
+    (entry,) = manifest["history"]
+    assert entry["export_schema"][0] < HERE[0] and entry["migrations"] == [s["id"] for s in plan["steps"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", errors.TrtShimWarning)  # no migration, no caveat: a file of this torch
+        module = compat.load(new, allow_imports=ALLOW)
+    io = _io(path)
+    with torch.inference_mode():
+        assert torch.allclose(module(*io["inputs"]), io["outputs"], atol=1e-5)
+    assert main(["upgrade", str(new), "--check"]) == 0 and "loads here as it is" in capsys.readouterr().out
+
+
+def test_an_old_portable_artifact_recompiles_from_its_migrated_source(tmp_path: Path) -> None:
+    """torch 2.5's artifact with its source program, whose engines (as its manifest now says) cannot run
+    here: load(on_mismatch="recompile") rebuilds from the source, migrated from schema 7."""
+    from trtshim.testing.rewrite import rewrite_manifest
+
+    path = GOLDEN / "2.5" / "portable_cnn.pt2"
+    if HERE[0] <= 7:
+        pytest.skip("torch 2.5 reads its own source programs")
+    engine = {"torch_tensorrt": "2.5.0", "flavour": "torch-tensorrt", "tensorrt": "10.3.0", "abi": "6",
+              "version_compatible": False, "hardware_compatible": False}  # fmt: skip
+    moved = rewrite_manifest(path, tmp_path / "engines.pt2", lambda m: m.update(engine=engine))
+    with pytest.raises(errors.IncompatibleArtifactError):
+        compat.load(moved)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = compat.load(moved, on_mismatch="recompile")
+    assert any(issubclass(w.category, errors.BackendFallbackWarning) for w in caught)
+    io = _io(path)
+    with torch.inference_mode():
+        assert torch.allclose(module(*io["inputs"]), io["outputs"], atol=1e-5)
+
+
+def test_upgrade_refuses_to_overwrite_its_source(tmp_path: Path) -> None:
+    if not OLDER:
+        pytest.skip("no older golden here")
+    copy = tmp_path / "old.pt2"
+    copy.write_bytes(OLDER[0].read_bytes())
+    with pytest.raises(errors.ArtifactError, match="writes a new file"):
+        from trtshim.compat.artifact.upgrading import upgrade
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            upgrade(copy, copy, allow_imports=ALLOW)
+
+
+def test_each_step_changes_only_what_it_names() -> None:
+    """A step applied alone to a real golden: the version moves to its target, weights stay byte-equal."""
+    for path in OLDER:
+        archive = migrations.open_archive(str(path))
+        assert archive is not None
+        before = {n: d for n, d in archive.members.items() if n.endswith((".pt", ".json")) and "state_dict" in n}
+        chain = migrations.plan(archive.schema, HERE)  # type: ignore[arg-type]
+        for step in chain:
+            step.apply(archive)
+            archive.set_schema(*step.target)
+            assert archive.schema == step.target
+        after = {n.replace(".json", ".pt"): d for n, d in before.items()}
+        for name, data in after.items():
+            assert archive.members[name] == data  # weights are never rewritten
