@@ -49,17 +49,11 @@ def group_name(pinset: PinSet) -> str:
 
 def _format_pyproject(pinset: PinSet, head: list[str]) -> str:
     name = group_name(pinset)
-    lines = [
-        *head,
+    intro = [
         f"# pyproject.toml: `pip install .[{name}]` / `uv sync --extra {name}` installs this working set;",
         "# several sets may live side by side as groups (uv: declare them conflicting in [tool.uv] conflicts).",
-        "[project.optional-dependencies]",
-        f"{name} = [",
     ]
-    lines += [f'    "{p}",  # {p.reason.replace(chr(34), chr(39))}' for p in pinset.pins]
-    lines.append("]")
-    lines += _uv_index(pinset)
-    return "\n".join(lines) + "\n"
+    return _toml_list(pinset, [*head, *intro], "project.optional-dependencies", name)
 
 
 def _format_uv(pinset: PinSet, head: list[str], *, override: bool = False) -> str:
@@ -69,13 +63,13 @@ def _format_uv(pinset: PinSet, head: list[str], *, override: bool = False) -> st
         if override
         else "constraints limit versions, they add no packages; for `uv pip install` use --format constraints"
     )
-    lines = [
-        *head,
-        f"# uv: paste into pyproject.toml; `uv lock` / `uv sync` read [tool.uv] {key}",
-        f"# ({what}).",
-        "[tool.uv]",
-        f"{key} = [",
-    ]
+    intro = [f"# uv: paste into pyproject.toml; `uv lock` / `uv sync` read [tool.uv] {key}", f"# ({what})."]
+    return _toml_list(pinset, [*head, *intro], "tool.uv", key)
+
+
+def _toml_list(pinset: PinSet, intro: list[str], table: str, key: str) -> str:
+    """``[table]`` with ``key = [pins]`` (each pin's reason as a comment), and the torch index where needed."""
+    lines = [*intro, f"[{table}]", f"{key} = ["]
     lines += [f'    "{p}",  # {p.reason.replace(chr(34), chr(39))}' for p in pinset.pins]
     lines.append("]")
     lines += _uv_index(pinset)

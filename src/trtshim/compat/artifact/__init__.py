@@ -2,8 +2,9 @@
 reads it back (or any torch.export archive) as untrusted input.
 
 One module an idea: ``record`` (what the manifest records), ``saving`` (``save``), ``atomic`` (the
-all-or-nothing write), ``checks`` (what ``load`` checks before deserializing), ``legacy`` (old archives
-repaired in memory by the load fixes), ``loading`` (``load``).
+all-or-nothing write), ``checks`` (what ``load`` checks before deserializing), ``migrations`` (a program
+of an older schema major, step by step), ``legacy`` (old archives migrated and repaired in memory),
+``loading`` (``load``), ``upgrading`` (``trtshim upgrade``: an old file rewritten once).
 """
 
 from __future__ import annotations
