@@ -250,3 +250,14 @@ def test_save_leaves_the_callers_program_alone(tmp_path) -> None:
     assert spec.kind.name == ("BUFFER" if requires("torch>=2.6") else "PARAMETER")  # only 2.6+ archives reach 2.9
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), program.module()(x))
+
+
+def test_our_warnings_name_the_callers_line(tmp_path: Path, small_cnn, example) -> None:
+    """A warning points at the code that called trtshim, not at trtshim's own wrappers."""
+    plain = tmp_path / "plain.pt2"
+    torch.export.save(torch.export.export(small_cnn, (example,)), plain)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compat.load(plain)
+    (provenance,) = [w for w in caught if issubclass(w.category, errors.ProvenanceWarning)]
+    assert provenance.filename == __file__

@@ -138,3 +138,15 @@ class ArtifactCompatibilityWarning(TrtShimWarning):
 class ArtifactUpgradeWarning(ArtifactCompatibilityWarning):
     """An artifact of an older torch.export schema was migrated in memory to load here
     (``trtshim upgrade OLD NEW`` rewrites the file once; ``load(..., strict=True)`` refuses instead)."""
+
+
+def announce(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the caller's code: the first frame outside trtshim (a fixed
+    ``stacklevel`` would name trtshim's own wrappers, e.g. the tracing lock's)."""
+    import sys
+    import warnings
+
+    frame, level = sys._getframe(1), 2  # stacklevel 2: announce's caller
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(("trtshim.", "contextlib")):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    warnings.warn(message, category, stacklevel=level)

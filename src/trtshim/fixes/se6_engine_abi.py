@@ -10,7 +10,6 @@ upstream (a format property): never deleted.
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from trtshim.fixes.registry import Fix
@@ -52,7 +51,7 @@ def record_engine(manifest: dict[str, Any], module: Any) -> None:
 
 def check_engine(manifest: dict[str, Any], env: Environment) -> None:
     """Hook ``load.check``: refuse an artifact whose TensorRT engines this stack cannot deserialize."""
-    from trtshim.errors import ArtifactCompatibilityWarning, IncompatibleArtifactError
+    from trtshim.errors import ArtifactCompatibilityWarning, IncompatibleArtifactError, announce
 
     engine = manifest.get("engine")
     if not engine:
@@ -74,11 +73,10 @@ def check_engine(manifest: dict[str, Any], env: Environment) -> None:
             "load it on a torch_tensorrt of the same ABI group (README: Supported versions), or recompile",
         )
     if engine.get("tensorrt") != env.tensorrt_version and not engine.get("version_compatible"):
-        warnings.warn(
+        announce(
             f"the artifact's engines were built with TensorRT {engine.get('tensorrt')}, this stack has "
             f"{env.tensorrt_version}, and they are not version-compatible: deserialization may fail",
             ArtifactCompatibilityWarning,
-            stacklevel=3,
         )
 
 

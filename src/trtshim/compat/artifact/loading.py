@@ -8,7 +8,6 @@ import io
 import logging
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +38,7 @@ from trtshim.errors import (
     SignatureError,
     TrtShimError,
     UnsafeArtifactError,
+    announce,
     first_line,
 )
 from trtshim.fixes import FixReport, active
@@ -118,10 +118,9 @@ def _load_checked(
     if manifest is None:
         if strict:
             raise MissingManifestError(f"{path} has no trtshim manifest (strict=True)")
-        warnings.warn(
+        announce(
             f"{path} has no trtshim manifest: no provenance checks were possible (versions, ops)",
             ProvenanceWarning,
-            stacklevel=3,
         )
     chain = _migrations(path, manifest, kind, strict)
     caveat = None
@@ -156,15 +155,14 @@ def _load_checked(
         raise
     finish()
     if caveat:
-        warnings.warn(caveat, ArtifactCompatibilityWarning, stacklevel=3)
+        announce(caveat, ArtifactCompatibilityWarning)
     if chain:
         saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "an older torch")
-        warnings.warn(
+        announce(
             f"{path} was saved by torch {saved_torch} (export schema {chain[0].source[0]}.x): migrated in memory "
             f"for torch {torch.__version__} ({', '.join(s.id for s in chain)}); `trtshim upgrade` rewrites the "
             "file once",
             ArtifactUpgradeWarning,
-            stacklevel=3,
         )
     backend = manifest.get("backend", "export") if manifest else "export"
     try:
@@ -181,9 +179,7 @@ def _load_checked(
     return module
 
 
-def _migrations(
-    path: str, manifest: dict[str, Any] | None, kind: str, strict: bool
-) -> list[migrations.Step]:
+def _migrations(path: str, manifest: dict[str, Any] | None, kind: str, strict: bool) -> list[migrations.Step]:
     """The migration steps a torch.export archive of an older schema major needs here (none: same major,
     newer, or no step bridges the gap); ``strict=True`` refuses such an archive instead."""
     if kind != "torch.export":
@@ -279,9 +275,7 @@ def _recompile(
     from trtshim.compat import backends
 
     source = manifest["source"]
-    warnings.warn(
-        f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning, stacklevel=3
-    )
+    announce(f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning)
     data = io.BytesIO(base64.b64decode(read_member(path, source["member"])))
     pickle_scan.check_archive(data, f"the source program inside {path}")
     program = _deserialize(path, source_archive(data, active("load", env=env)))

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-import warnings
 
-from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, OptionError
+from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, OptionError, announce
 
 NAMES = ("auto", "export", "tensorrt")
 _warned: set[str] = set()
@@ -38,9 +37,5 @@ def resolve(name: str) -> str:
         first = why not in _warned
         _warned.add(why)
     if first:
-        warnings.warn(
-            f"backend='auto' uses the torch-only 'export' backend: {why}",
-            BackendFallbackWarning,
-            stacklevel=3,
-        )
+        announce(f"backend='auto' uses the torch-only 'export' backend: {why}", BackendFallbackWarning)
     return "export"

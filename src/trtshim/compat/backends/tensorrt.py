@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,7 @@ from trtshim.compat import logs
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import tensorrt_api
 from trtshim.compat.environment import Environment
-from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError, first_line
+from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError, announce, first_line
 from trtshim.fixes import FixReport, active
 
 
@@ -124,10 +123,9 @@ def compile_exported(
     program = job.program
     torch_tensorrt = importlib.import_module("torch_tensorrt")
     for op, why in job.keep.items():
-        warnings.warn(
+        announce(
             f"{op} runs in PyTorch, not as a TensorRT plugin: on torch_tensorrt {release} {why} (CO-4)",
             BackendFallbackWarning,
-            stacklevel=3,
         )
     if job.keep:
         trt_options["torch_executed_ops"] = (*trt_options.get("torch_executed_ops", ()), *job.keep)
