@@ -108,3 +108,67 @@ def test_each_step_changes_only_what_it_names() -> None:
         after = {n.replace(".json", ".pt"): d for n, d in before.items()}
         for name, data in after.items():
             assert archive.members[name] == data  # weights are never rewritten
+
+
+def _small() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(256, 5))
+    return model.eval(), torch.randn(2, 3, 8, 8)
+
+
+@pytest.mark.requires("torch>=2.7")
+@pytest.mark.parametrize("line", ["2.3", "2.5", "2.6"])
+def test_save_for_an_older_torch_writes_its_schema(line: str, tmp_path: Path) -> None:
+    """The archive carries the target's schema version and none of the fields the target's schema lacks;
+    this torch still reads it (older torches reading it: `nox -s artifacts`)."""
+    import zipfile
+
+    from trtshim.compat.artifact.migrations import targets
+
+    model, x = _small()
+    path = compat.save(compat.compile(model, (x,), backend="export"), tmp_path / "m.pt2", target_torch=line)
+    with zipfile.ZipFile(path) as zf:
+        program = json.loads(zf.read("serialized_exported_program.json"))
+    major, minor = targets.target_schema(line)
+    assert migrations.schema_of(program) == (major, minor)
+    assert "guards_code" not in program and ("verifiers" in program) == (major >= 7)
+    manifest, _ = read_manifest(path)
+    assert manifest is not None and manifest["target_torch"] == line and manifest["export_schema"] == [major, minor]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = compat.load(path)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.requires("torch>=2.7")
+def test_save_for_an_older_torch_refuses_what_it_lacks(tmp_path: Path) -> None:
+    model, x = _small()
+    dynamic = compat.compile(model, (x,), backend="export", dynamic_shapes={"input": {0: torch.export.Dim("b", max=8)}})
+    with pytest.raises(errors.IncompatibleArtifactError, match="torch 2.5 cannot express this program: it lacks dynamic dims"):
+        compat.save(dynamic, tmp_path / "d.pt2", target_torch="2.5")
+    assert not (tmp_path / "d.pt2").exists()  # nothing half-written
+    with pytest.raises(errors.OptionError, match="not a torch minor"):
+        compat.save(dynamic, tmp_path / "d.pt2", target_torch="1.13")
+    with pytest.raises(errors.OptionError, match="newer than this torch"):
+        compat.save(dynamic, tmp_path / "d.pt2", target_torch="9.9")
+
+
+def test_the_downgrade_walk_refuses_union_members_the_target_lacks() -> None:
+    """A union alternative added later (Argument.as_float_lists, torch 2.12) cannot be written for 2.11."""
+    from trtshim.compat.artifact.migrations import targets
+
+    if "as_float_lists" not in targets.schema_fields()["2.12"]["classes"]["Argument"]:
+        pytest.skip("recorded data without the field")
+    try:
+        from torch._export.serde import schema
+    except ImportError:
+        pytest.skip("no torch.export serde schema")
+    if "as_float_lists" not in {f.name for f in __import__("dataclasses").fields(schema.Argument)}:
+        pytest.skip("this torch's schema has no Argument.as_float_lists")
+    program = {
+        "graph_module": {"graph": {"nodes": [{"target": "x", "inputs": [{"name": "a", "arg": {"as_float_lists": [[1.0]]}}], "outputs": [], "metadata": {}}]}},
+        "schema_version": {"major": 8, "minor": 20},
+    }
+    with pytest.raises(errors.IncompatibleArtifactError, match=r"Argument\.as_float_lists"):
+        targets.downgraded(program, "2.11")

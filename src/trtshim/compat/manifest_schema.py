@@ -98,7 +98,8 @@ MANIFEST = {
     "fixes": ListOf(FIX),
     "engine": Opt(ENGINE, None),
     "source": Opt(SOURCE, None),
-    "history": ListOf(ANY_JSON),  # trtshim upgrade: the versions an artifact came from, the migrations applied
+    "history": ListOf(ANY_JSON),
+    "target_torch": str,  # save(..., target_torch=): the torch minor the archive was written for  # trtshim upgrade: the versions an artifact came from, the migrations applied
 }
 
 

@@ -18,7 +18,7 @@ from trtshim.compat.input_names import recorded_dim_names
 from trtshim.compat.manifest import MANIFEST_NAME
 from trtshim.compat.module import CompiledModule
 from trtshim.compat.serial import serialized
-from trtshim.errors import ArtifactError, TrtShimError, first_line
+from trtshim.errors import ArtifactError, OptionError, TrtShimError, first_line
 from trtshim.fixes import FixReport, active
 
 SOURCE_NAME = "trtshim_source.b64"
@@ -40,7 +40,11 @@ def as_compiled(
         for repair in fixes.hooks("save.repair"):
             obj = repair(obj)
         return CompiledModule(
-            obj, backend="program", environment=env, fixes=active("call", env=env), dim_names=recorded_dim_names(obj)
+            obj,
+            backend="program",
+            environment=env,
+            fixes=active("call", env=env),
+            dim_names=recorded_dim_names(obj),
         )
     if isinstance(obj, torch.fx.GraphModule):
         if example_inputs is None:
@@ -71,6 +75,7 @@ def save(
     example_inputs: Any = None,
     example_kwargs: dict[str, Any] | None = None,
     include_source: bool | None = None,
+    target_torch: str | None = None,
 ) -> str:
     """Write a torch.export archive with a trtshim manifest to ``path``; returns the path.
 
@@ -81,6 +86,8 @@ def save(
     TensorRT compilation, so a stack with another engine ABI can ``load(..., on_mismatch="recompile")``.
     It stores the source archive again, base64-encoded: the file grows to about 2.3x (measured on a
     small CNN: 32.5 kB -> 74.7 kB; weights dominate larger models, so the factor stays near 1 + 1.33).
+    ``target_torch`` (``"2.6"``): write an archive that torch minor reads (older than this one), or refuse
+    with the schema features the program uses and that torch lacks (``migrations.targets``).
     """
     if isinstance(obj, torch.jit.ScriptModule):
         return _save_script(obj, os.fspath(path))
@@ -100,8 +107,54 @@ def save(
             "bytes": len(buf.getvalue()),
             "compile": module.compile_options,
         }
+    if target_torch is not None and target_torch != _line():
+        return _save_for(program, path, manifest, extra, target_torch)
     extra[MANIFEST_NAME] = json.dumps(manifest, indent=1)
     return write_atomically(path, lambda fh: _torch_save(program, fh, extra_files=extra))
+
+
+def _line() -> str:
+    return ".".join(torch.__version__.split(".")[:2])
+
+
+def _save_for(program: Any, path: str, manifest: dict[str, Any], extra: dict[str, str], line: str) -> str:
+    """The program in the legacy zip layout, its JSON made readable by torch ``line``."""
+    import zipfile
+
+    from torch._export.serde.serialize import serialize
+
+    from trtshim.compat.artifact.migrations import targets
+
+    here = tuple(int(x) for x in _line().split("."))
+    if tuple(int(x) for x in line.split(".")) > here:
+        raise OptionError(
+            f"target_torch={line!r} is newer than this torch ({torch.__version__})", "save it as it is"
+        )
+    major, minor = targets.target_schema(line)
+    try:
+        artifact = serialize(program)
+    except Exception as exc:
+        raise ArtifactError(
+            f"torch {torch.__version__} cannot serialize this program: {first_line(exc)}"
+        ) from exc
+    serialized = targets.downgraded(json.loads(artifact.exported_program), line)
+    manifest = {**manifest, "export_schema": [major, minor], "target_torch": line}
+    members = {
+        "serialized_exported_program.json": json.dumps(serialized).encode(),
+        "serialized_state_dict.pt": artifact.state_dict,
+        "serialized_constants.pt": artifact.constants,
+        "serialized_example_inputs.pt": artifact.example_inputs,
+        "version": f"{major}.{minor}".encode(),
+        **{f"extra_files/{k}": v.encode() for k, v in extra.items()},
+        f"extra_files/{MANIFEST_NAME}": json.dumps(manifest, indent=1).encode(),
+    }
+
+    def write(fh: Any) -> None:
+        with zipfile.ZipFile(fh, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+
+    return write_atomically(path, write)
 
 
 def _saved(program: Any, fixes: FixReport) -> Any:
