@@ -87,6 +87,7 @@ def save(root: str) -> None:
     folder = os.path.join(root, LINE)
     os.makedirs(folder, exist_ok=True)
     results = {}
+    saved: dict[str, tuple[Any, tuple[Any, ...], dict[str, Any]]] = {}  # name -> (what to save, io, save kwargs)
     for name, make in ARTIFACTS.items():
         model, args, kw = make()
         try:
@@ -96,7 +97,9 @@ def save(root: str) -> None:
                 _without_stack_traces(compiled.program.graph_module)
                 compat.save(compiled, os.path.join(folder, f"{name}.pt2"))
             with torch.inference_mode():
-                torch.save({"inputs": args, "outputs": model(*args)}, os.path.join(folder, f"{name}.io.pt"))
+                io = {"inputs": args, "outputs": model(*args)}
+            torch.save(io, os.path.join(folder, f"{name}.io.pt"))
+            saved[name] = (compiled, io, {})
             results[name] = "saved"
         except Exception as exc:
             results[name] = f"not saved: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
@@ -109,11 +112,46 @@ def save(root: str) -> None:
             _without_stack_traces(hybrid)
             compat.save(hybrid, os.path.join(folder, "seed_hybrid.pt2"), example_inputs=(x,))
         with torch.inference_mode():
-            torch.save({"inputs": (x,), "outputs": model(x)}, os.path.join(folder, "seed_hybrid.io.pt"))
+            io = {"inputs": (x,), "outputs": model(x)}
+        torch.save(io, os.path.join(folder, "seed_hybrid.io.pt"))
+        saved["seed_hybrid"] = (hybrid, io, {"example_inputs": (x,)})
         results["seed_hybrid"] = "saved"
     except errors.TrtShimError as exc:
         results["seed_hybrid"] = f"not saved: {type(exc).__name__}: {exc.reason[:120]}"
+    results.update(_save_for_older(folder, saved))
     print(json.dumps({"torch": torch.__version__, "saved": results}))
+
+
+def _older_lines() -> list[str]:
+    """The torch minors older than this one that save(..., target_torch=) writes for."""
+    try:
+        from trtshim.compat.artifact.migrations import targets
+    except ImportError:  # a trtshim without target_torch
+        return []
+    key = lambda line: tuple(int(x) for x in line.split("."))  # noqa: E731
+    lines = [t for t in targets.schema_fields() if key(targets.OLDEST) <= key(t) < key(LINE)]
+    return sorted(lines, key=key)
+
+
+def _save_for_older(folder: str, saved: dict[str, tuple[Any, Any, dict[str, Any]]]) -> dict[str, str]:
+    """Each saved artifact again with target_torch=T for every older T, in <folder>/for-T/; a refusal at
+    save is recorded beside it (<name>.refused), for the loader of T to count."""
+    results = {}
+    for target in _older_lines():
+        sub = os.path.join(folder, f"for-{target}")
+        os.makedirs(sub, exist_ok=True)
+        for name, (obj, io, kw) in saved.items():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    compat.save(obj, os.path.join(sub, f"{name}.pt2"), target_torch=target, **kw)
+                torch.save(io, os.path.join(sub, f"{name}.io.pt"))
+                results[f"{name}@{target}"] = "saved"
+            except errors.TrtShimError as exc:
+                with open(os.path.join(sub, f"{name}.refused"), "w") as fh:
+                    fh.write(f"{type(exc).__name__}: {exc.reason}\n")
+                results[f"{name}@{target}"] = f"refused: {type(exc).__name__}"
+    return results
 
 
 def load(root: str) -> None:
@@ -125,6 +163,18 @@ def load(root: str) -> None:
             table.setdefault(line, {})[name] = _try(
                 os.path.join(folder, fname), os.path.join(folder, f"{name}.io.pt")
             )
+        targeted = os.path.join(folder, f"for-{LINE}")  # written for this torch by a newer one (target_torch)
+        if os.path.isdir(targeted):
+            for fname in sorted(os.listdir(targeted)):
+                name, ext = os.path.splitext(fname)
+                if ext == ".pt2":
+                    outcome = _try(os.path.join(targeted, fname), os.path.join(targeted, f"{name}.io.pt"))
+                elif ext == ".refused":
+                    with open(os.path.join(targeted, fname)) as fh:
+                        outcome = "refused: " + fh.read().split(":", 1)[0] + " (at save)"
+                else:
+                    continue
+                table.setdefault(line, {})[f"{name}@target"] = outcome
     os.makedirs(os.path.join(root, "_results"), exist_ok=True)
     with open(os.path.join(root, "_results", f"{LINE}.json"), "w") as fh:
         json.dump({"loader": torch.__version__, "line": LINE, "results": table}, fh, indent=1)

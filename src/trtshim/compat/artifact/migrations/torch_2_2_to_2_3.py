@@ -21,6 +21,7 @@ _UNIONS = (
     {"as_name", "as_int"},
     {"as_name", "as_bool"},
     {"as_tensor", "as_none"},
+    {"as_int", "as_float", "as_bool"},  # SymExprHint
     {"user_input", "parameter", "buffer", "tensor_constant"},
     {"user_output", "loss_output", "buffer_mutation", "gradient_to_parameter", "gradient_to_user_input"},
 )
