@@ -57,6 +57,7 @@ def test_upgrade_rewrites_once_and_loads_without_migrating(path: Path, tmp_path:
     with torch.inference_mode():
         assert torch.allclose(module(*io["inputs"]), io["outputs"], atol=1e-5)
     assert main(["upgrade", str(new), "--check"]) == 0 and "loads here as it is" in capsys.readouterr().out
+    assert main(["inspect", str(new)]) == 0 and "upgraded from  torch" in capsys.readouterr().out
 
 
 def test_an_old_portable_artifact_recompiles_from_its_migrated_source(tmp_path: Path) -> None:

@@ -160,6 +160,12 @@ def format_manifest(manifest: dict[str, Any]) -> str:
             stages.setdefault(stage, []).append(f["id"])
     shown = "; ".join(f"{k}: {', '.join(v)}" if k != "-" else ", ".join(v) for k, v in stages.items())
     lines.append("  fixes applied  " + (shown or "none"))
+    if manifest.get("target_torch"):
+        lines.append(f"  written for    torch {manifest['target_torch']} (save(..., target_torch=))")
+    for entry in manifest.get("history") or []:
+        if isinstance(entry, dict):
+            steps = ", ".join(entry.get("migrations") or []) or "no migration"
+            lines.append(f"  upgraded from  torch {entry.get('torch')} (export schema {entry.get('export_schema')}): {steps}")
     return "\n".join(lines)
 
 
