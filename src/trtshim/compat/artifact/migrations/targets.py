@@ -77,7 +77,7 @@ def downgraded(program: dict[str, Any], line: str) -> dict[str, Any]:
             droppable.add((cls, name))
     _walk(program, schema.ExportedProgram, classes, problems, frozenset(droppable))
     if major < 8 and program.get("range_constraints"):
-        problems.append("dynamic dims (torch <= 2.5 cannot rebuild the ShapeEnv of a program torch >= 2.6 wrote)")
+        problems.append("dynamic dims (torch <= 2.5 cannot rebuild the ShapeEnv of a newer torch's program: KeyError on load)")
     if problems:
         raise IncompatibleArtifactError(
             f"torch {line} cannot express this program: it lacks {', '.join(sorted(set(problems)))}",
