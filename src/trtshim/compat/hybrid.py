@@ -255,11 +255,20 @@ def _fields(cls: Any) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
 
 
+class _SpecHooks:
+    """The two hooks every input spec asks, looked up once per export: what a lifted value is declared as
+    (LP-1; upstream: a user input) and the spec's extra fields (LP-5; upstream: none)."""
+
+    def __init__(self, fixes: FixReport) -> None:
+        self.declared: Callable[[str], str] = fixes.hook("hybrid.lifted_kind", lambda kind: "USER")
+        self.fields: Callable[[str], dict[str, Any]] = fixes.hook("hybrid.spec_fields", lambda kind: {})
+
+
 def _input_spec(
-    kind: str, name: str, fqn: str | None, fixes: FixReport, class_fqn: str | None = None
+    kind: str, name: str, fqn: str | None, hooks: _SpecHooks, class_fqn: str | None = None
 ) -> gs.InputSpec:
-    if kind != "USER" and fixes.hook("hybrid.lifted_kind", lambda k: "USER")(kind) == "USER":
-        return _input_spec("USER", name, None, fixes)  # what the pre-fix upstream exporter declared (LP-1)
+    if kind != "USER" and hooks.declared(kind) == "USER":
+        return _input_spec("USER", name, None, hooks)  # what the pre-fix upstream exporter declared (LP-1)
     kinds = {"BUFFER_NP": "BUFFER", "USER": "USER_INPUT"}
     input_kind = getattr(gs.InputKind, kinds.get(kind, kind), None)
     if input_kind is None:
@@ -273,7 +282,7 @@ def _input_spec(
         else gs.TensorArgument(name=name)
     )
     kwargs: dict[str, Any] = {"kind": input_kind, "arg": arg, "target": fqn}
-    kwargs.update(fixes.hook("hybrid.spec_fields", lambda k: {})(kind))  # LP-5
+    kwargs.update(hooks.fields(kind))  # LP-5
     return gs.InputSpec(**kwargs)
 
 
@@ -334,6 +343,7 @@ def export_hybrid(
     # what upstream lift() did without LP-6: a fresh Parameter, requires_grad=True
     parameter = fixes.hook("hybrid.parameter", lambda t: nn.Parameter(t.detach()))
     specs: list[gs.InputSpec] = []
+    spec_hooks = _SpecHooks(fixes)
     first_user = users[0] if users else None
     for kind in _KIND_ORDER:
         for fqn, node in list(b.attrs.items()):
@@ -355,9 +365,9 @@ def export_hybrid(
                 ph.meta["val"] = fake_mode.from_tensor(value, static_shapes=True)
             node.replace_all_uses_with(ph)
             b.graph.erase_node(node)
-            specs.append(_input_spec(kind, ph.name, fqn, fixes, class_fqn))
+            specs.append(_input_spec(kind, ph.name, fqn, spec_hooks, class_fqn))
             register(b.root, fqn, value, kind, parameter=parameter)
-    specs += [_input_spec("USER", n.name, None, fixes) for n in users]
+    specs += [_input_spec("USER", n.name, None, spec_hooks) for n in users]
     _fill_missing_meta(b, users, flat_args, fake_mode)
     out_specs = [_output_spec(n) for n in out_flat]
     signature = gs.ExportGraphSignature(input_specs=specs, output_specs=out_specs)
@@ -368,7 +378,7 @@ def export_hybrid(
     )
     state_dict = {f: v for f, v in b.values.items() if b.kinds[f] in state_kinds}  # 2.2 keeps every buffer
     constants = {f: v for f, v in b.values.items() if b.kinds[f] not in state_kinds}
-    if fixes.hook("hybrid.lifted_kind", lambda k: "USER")("PARAMETER") == "USER":
+    if spec_hooks.declared("PARAMETER") == "USER":
         state_dict = {}  # the pre-fix exporter kept every lifted value as an input of the program (LP-1)
     ranges = harvest_range_constraints(users, fake_mode)
     build_scope = fixes.hook("hybrid.build_scope", contextlib.nullcontext)  # LP-1

@@ -35,11 +35,12 @@ def integer_parameters_as_buffers(ep: Any) -> tuple[Any, list[str]]:
     would break ``ExportedProgram.__call__`` (it binds by kind, not by order). ``ep`` itself is left
     alone: the result shares its graph and tensors, with its own signature and state_dict mapping.
     """
+    import torch
     from torch.export.graph_signature import InputKind
 
-    from trtshim.compat.gates import requires
+    from trtshim.compat.gates import release_in
 
-    if not requires("torch>=2.6"):  # only 2.6+ archives reach 2.9's loader
+    if not release_in(torch.__version__, ">=2.6"):  # only 2.6+ archives reach 2.9's loader (no metadata scan per save)
         return ep, []
     specs = list(ep.graph_signature.input_specs)
     has_persistent = "persistent" in {f.name for f in dataclasses.fields(specs[0])} if specs else False

@@ -119,10 +119,9 @@ def _line() -> str:
 
 def _save_for(program: Any, path: str, manifest: dict[str, Any], extra: dict[str, str], line: str) -> str:
     """The program in the legacy zip layout, its JSON made readable by torch ``line``."""
-    import zipfile
-
     from torch._export.serde.serialize import serialize
 
+    from trtshim.compat.artifact import migrations
     from trtshim.compat.artifact.migrations import targets
 
     here = tuple(int(x) for x in _line().split("."))
@@ -140,7 +139,6 @@ def _save_for(program: Any, path: str, manifest: dict[str, Any], extra: dict[str
     serialized = targets.downgraded(json.loads(artifact.exported_program), line)
     manifest = {**manifest, "export_schema": [major, minor], "target_torch": line}
     members = {
-        "serialized_exported_program.json": json.dumps(serialized).encode(),
         "serialized_state_dict.pt": artifact.state_dict,
         "serialized_constants.pt": artifact.constants,
         "serialized_example_inputs.pt": artifact.example_inputs,
@@ -149,12 +147,8 @@ def _save_for(program: Any, path: str, manifest: dict[str, Any], extra: dict[str
         f"extra_files/{MANIFEST_NAME}": json.dumps(manifest, indent=1).encode(),
     }
 
-    def write(fh: Any) -> None:
-        with zipfile.ZipFile(fh, "w") as zf:
-            for name, data in members.items():
-                zf.writestr(name, data)
-
-    return write_atomically(path, write)
+    archive = migrations.Archive(serialized, members, [migrations.PROGRAM, *members])
+    return write_atomically(path, archive.write)
 
 
 def _saved(program: Any, fixes: FixReport) -> Any:

@@ -20,7 +20,7 @@ from typing import Any
 
 from trtshim._version import __version__
 from trtshim.compat import integrity, pickle_scan
-from trtshim.compat.artifact import legacy
+from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.atomic import write_atomically
 from trtshim.compat.artifact.checks import check_ops, check_pytree_types
 from trtshim.compat.artifact.record import environment_record, export_schema_version
@@ -69,7 +69,7 @@ def plan_upgrade(path: str | os.PathLike[str]) -> UpgradePlan:
         saved = (int(recorded[0]), int(recorded[1]))
     saved_torch = (manifest or {}).get("environment", {}).get("torch")
     result = UpgradePlan(path, saved_torch, saved, here)
-    chain = legacy.chain_for(path, here)
+    chain = _chain(saved, here)
     result.steps = [
         {"id": s.id, "from": list(s.source), "to": list(s.target), "changes": list(s.changes)} for s in chain
     ]
@@ -87,6 +87,10 @@ def plan_upgrade(path: str | os.PathLike[str]) -> UpgradePlan:
     else:
         result.verdict = f"no migration bridges export schema {saved[0]}.x to {here[0]}.x"
     return result
+
+
+def _chain(saved: tuple[int, int] | None, here: tuple[int, int]) -> list[migrations.Step]:
+    return migrations.plan(saved, here) if saved and saved[0] < here[0] else []
 
 
 @serialized
@@ -114,7 +118,7 @@ def upgrade(
         check_pytree_types(manifest, allow_imports)
     pickle_scan.check_archive(old)
     fixes = active("load", "save")
-    chain = legacy.chain_for(old, plan.here_schema)
+    chain = _chain(plan.saved_schema, plan.here_schema)  # the plan read the program's record already
     program = _deserialize(old, legacy.repaired(old, fixes, chain))
     if check is not None:
         check.finish()

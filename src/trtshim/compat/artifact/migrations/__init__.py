@@ -47,12 +47,16 @@ class Archive:
             self.order.append(name)
         self.members[name] = data
 
-    def to_bytes(self) -> io.BytesIO:
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as zf:
+    def write(self, fh: Any) -> None:
+        """The archive, in its member order, into the binary file object ``fh``."""
+        with zipfile.ZipFile(fh, "w") as zf:
             for name in self.order:
                 data = json.dumps(self.program).encode() if name == PROGRAM else self.members[name]
                 zf.writestr(name, data)
+
+    def to_bytes(self) -> io.BytesIO:
+        buf = io.BytesIO()
+        self.write(buf)
         buf.seek(0)
         return buf
 
