@@ -6,6 +6,9 @@ torch >= 2.4: ``torch.library.custom_op`` + ``register_fake``. Older: ``Library.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any, Callable
@@ -24,7 +27,9 @@ def remember_origin(qualname: str, module: str) -> None:
 
 
 def op_origin(qualname: str) -> str | None:
-    """The Python module that defined ``ns::name``, when trtshim or torch knows it."""
+    """The Python module that defined ``ns::name``: what trtshim or ``torch.library.custom_op`` knows,
+    else the file torch's dispatcher recorded for the definition (``Library.define``: torchao,
+    modelopt, most libraries) mapped to the loaded module of that file."""
     if qualname in _origins:
         return _origins[qualname]
     ns = qualname.split("::", 1)[0]
@@ -33,7 +38,46 @@ def op_origin(qualname: str) -> str | None:
     opdefs = getattr(getattr(torch, "_library", None), "custom_ops", None)
     opdef = getattr(opdefs, "OPDEFS", {}).get(qualname) if opdefs else None
     fn = getattr(opdef, "_init_fn", None)
-    return getattr(fn, "__module__", None)
+    module = getattr(fn, "__module__", None)
+    return module or _defining_module(qualname)
+
+
+_DEFINED_AT = re.compile(r"^debug: registered at (.+?):\d+\s*$", re.MULTILINE)
+
+
+def _defined_in_files(qualname: str) -> list[str]:
+    """Files that registered ``qualname``: the dispatcher's record of its definition (torch >= 2.5 keeps
+    the Python caller's file), then its fake kernel's source (``register_fake`` / ``impl_abstract``)."""
+    files: list[str] = []
+    try:
+        found = _DEFINED_AT.search(torch._C._dispatch_dump(qualname) or "")
+    except (AttributeError, RuntimeError):
+        found = None
+    if found:
+        files.append(found.group(1))
+    try:
+        from torch._library.simple_registry import singleton
+
+        entry = singleton.find(qualname)
+        holder = getattr(entry, "fake_impl", None) or getattr(entry, "abstract_impl", None)
+        source = getattr(getattr(holder, "kernel", None), "source", None)
+    except (ImportError, AttributeError, RuntimeError):
+        source = None
+    if source:
+        files.append(str(source).rsplit(":", 1)[0])
+    return files
+
+
+def _defining_module(qualname: str) -> str | None:
+    """The loaded module whose file defined ``qualname``."""
+    files = {os.path.realpath(f) for f in _defined_in_files(qualname) if os.path.isfile(f)}
+    if not files:
+        return None
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and name != "__main__" and os.path.realpath(file) in files:
+            return name
+    return None
 
 
 def is_registered(qualname: str) -> bool:

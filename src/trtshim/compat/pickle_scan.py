@@ -6,19 +6,27 @@ torch.export archives hold pickles (state dicts, constants, example inputs, cust
 payload there runs on load. Here each pickle's opcodes are walked with ``pickletools`` (nothing is
 executed) and every global it would import must be one torch's own serialization uses: tensor and
 storage rebuilders, dtypes, ``OrderedDict``, TorchScript's list builders, and custom classes
-registered in this process (``__torch__.torch.classes.ns.Name``). Anything else is refused with
-``UnsafeArtifactError`` naming the member and the global, before any member is unpickled. Nested zips
+registered in this process (``__torch__.torch.classes.ns.Name``). Tensor subclasses (wrapper subclasses
+such as torch's ``TwoTensor`` or torchao's quantized weights) and other globals pass only where this
+process vouches for them: registered with ``torch.serialization.add_safe_globals``, or (tensor subclasses
+only) defined in a module the caller allows (``allow_imports``); nothing is imported because a file names
+it. Python 2 names (``__builtin__.set``, which protocol-2 pickles of Python objects hold) are read the
+way the unpickler reads them. Anything else is refused with ``UnsafeArtifactError`` naming the member
+and the global, before any member is unpickled. Nested zips
 stored uncompressed (what ``torch.save`` writes) are read in place: only their pickles are read.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
+import importlib
 import io
 import os
 import pickletools
 import re
+import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import IO, Any
 
 from trtshim.errors import CorruptedArtifactError, UnsafeArtifactError
@@ -40,6 +48,7 @@ ALLOWED = {
     ("torch", "ScriptObject"),  # a custom object's state, restored by its registered C++ class
     ("torch", "Tensor"),
     ("torch._tensor", "_rebuild_from_type_v2"),  # a tensor with Python state: func and type are globals too
+    ("torch._utils", "_rebuild_wrapper_subclass"),  # its class is a global of its own, checked as such
     ("torch.serialization", "_get_layout"),
     ("torch._utils", "_rebuild_tensor"),
     ("torch._utils", "_rebuild_tensor_v2"),
@@ -85,14 +94,59 @@ def _custom_class_registered(module: str, name: str) -> bool:
         return False
 
 
-def allowed(module: str, name: str) -> bool:
+def module_allowed(module: str, allowed: Collection[str]) -> bool:
+    """``module`` is named in ``allowed``, or lies inside a package named there (``torchao`` allows
+    ``torchao.dtypes``)."""
+    return any(module == a or module.startswith(a + ".") for a in allowed)
+
+
+def python3_name(module: str, name: str) -> tuple[str, str]:
+    """The global the unpickler really imports: protocol < 3 pickles name Python 2 modules
+    (``__builtin__``, ``copy_reg``), which it maps through ``_compat_pickle`` first."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _safe_globals() -> set[str]:
+    """``module.name`` of every global registered with ``torch.serialization.add_safe_globals``."""
+    import torch
+
+    get = getattr(torch.serialization, "get_safe_globals", None)
+    names: set[str] = set()
+    for entry in get() if get is not None else ():
+        if isinstance(entry, tuple):  # (obj, "module.name"): registered under another name
+            names.add(str(entry[1]))
+        else:
+            names.add(f"{getattr(entry, '__module__', '')}.{getattr(entry, '__qualname__', '')}")
+    return names
+
+
+def _tensor_subclass(module: str, name: str, allowed_modules: Collection[str]) -> bool:
+    """``module.name`` is a torch.Tensor subclass in a module the caller allows (imported if need be)."""
+    if not module_allowed(module, allowed_modules):
+        return False
+    import torch
+
+    try:
+        mod = sys.modules.get(module) or importlib.import_module(module)
+    except Exception:
+        return False
+    obj: Any = mod
+    for part in name.split("."):
+        obj = getattr(obj, part, None)
+    return isinstance(obj, type) and issubclass(obj, torch.Tensor)
+
+
+def allowed(module: str, name: str, allowed_modules: Collection[str] = ()) -> bool:
+    module, name = python3_name(module, name)
     if (module, name) in ALLOWED:
         return True
-    if module == "torch":
-        return name.endswith(_TORCH_NAMES) or name in _TORCH_VALUES
+    if module == "torch" and (name.endswith(_TORCH_NAMES) or name in _TORCH_VALUES):
+        return True
     if module.startswith("__torch__.torch.classes."):
         return _custom_class_registered(module, name)
-    return False
+    return f"{module}.{name}" in _safe_globals() or _tensor_subclass(module, name, allowed_modules)
 
 
 def _globals(stream: IO[bytes]) -> Iterator[tuple[str, str]]:
@@ -157,7 +211,7 @@ def _data_offset(fh: IO[bytes], info: zipfile.ZipInfo) -> int:
     return info.header_offset + 30 + name_len + extra_len
 
 
-def _check_pickle(stream: IO[bytes], where: str) -> None:
+def _check_pickle(stream: IO[bytes], where: str, allowed_modules: Collection[str]) -> None:
     """Every pickle in ``stream`` (torch's legacy files hold several in a row), up to the first bytes
     that are not one (the raw storages that follow them): each global must be allowed."""
     first = True
@@ -165,12 +219,11 @@ def _check_pickle(stream: IO[bytes], where: str) -> None:
         start = stream.tell()
         try:
             for module, name in _globals(stream):
-                if not allowed(module, name):
+                if not allowed(module, name, allowed_modules):
                     raise UnsafeArtifactError(
-                        f"{where} is a pickle that imports {module}.{name}, which no torch artifact needs: "
-                        "loading it would run code from the file",
-                        "do not load files from untrusted sources; if you trust this one, use torch.export.load "
-                        "directly",
+                        f"{where} is a pickle that imports {module}.{name}, which no torch artifact needs "
+                        "and this process has not allowed: loading it would run code from the file",
+                        _hint(module, name),
                     )
         except UnsafeArtifactError:
             raise
@@ -184,11 +237,22 @@ def _check_pickle(stream: IO[bytes], where: str) -> None:
         stream.seek(-1, 1)
 
 
+def _hint(module: str, name: str) -> str:
+    if module.split(".")[0] in ("builtins", "os", "posix", "nt", "subprocess", "sys", "importlib", "runpy"):
+        return "do not load files from untrusted sources"
+    return (
+        f"if {module}.{name} is a tensor subclass you trust, pass load(..., allow_imports=[{module!r}]) or "
+        f"register it first: torch.serialization.add_safe_globals([{name}])"
+    )
+
+
 _RAW_NAME = re.compile(r"(^|/)(\d+|weight_\d+|constant_\d+|tensor_\d+)$|/tensor_data/")
 _RAW_STORAGE = re.compile(r"(^|/)data/\d+$|(^|/)weights/|/tensor_data/")
 
 
-def _scan_zip(zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int) -> None:
+def _scan_zip(
+    zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int, allowed_modules: Collection[str]
+) -> None:
     for info in zf.infolist():
         if info.is_dir():
             continue
@@ -211,19 +275,22 @@ def _scan_zip(zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int)
                     "cannot be checked"
                 ) from exc
             with inner:
-                _scan_zip(inner, inner_fh, f"{label}!", depth + 1)
+                _scan_zip(inner, inner_fh, f"{label}!", depth + 1, allowed_modules)
         elif (head[:1] == b"\x80" and not _RAW_STORAGE.search(info.filename)) or info.filename.endswith(".pkl"):
             with zf.open(info) as member:
-                _check_pickle(member, label)
+                _check_pickle(member, label, allowed_modules)
 
 
-def check_archive(path: str | os.PathLike[str] | IO[bytes], label: str | None = None) -> None:
+def check_archive(
+    path: str | os.PathLike[str] | IO[bytes], label: str | None = None, allowed_modules: Collection[str] = ()
+) -> None:
     """Refuse an archive (a path or a seekable binary file) if any pickle inside it, nested zips
-    included, imports something torch's own serialization does not: ``UnsafeArtifactError`` names the
+    included, imports something torch's own serialization does not and this process has not allowed
+    (``allowed_modules``: where tensor subclasses may come from): ``UnsafeArtifactError`` names the
     member and the global."""
     if isinstance(path, (str, os.PathLike)):
         with open(path, "rb") as fh:
-            check_archive(fh, label or os.fspath(path))
+            check_archive(fh, label or os.fspath(path), allowed_modules)
         return
     with zipfile.ZipFile(path) as zf:
-        _scan_zip(zf, path, f"{label or 'archive'}:", 0)
+        _scan_zip(zf, path, f"{label or 'archive'}:", 0, allowed_modules)

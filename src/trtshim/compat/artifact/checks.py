@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
-from trtshim.compat import pytree_types
+from trtshim.compat import pickle_scan, pytree_types
 from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.custom_ops import is_registered
 from trtshim.compat.environment import Environment
@@ -77,8 +77,11 @@ def check_ops(manifest: dict[str, Any], allow_imports: Sequence[str] | None = No
                 "the artifact calls tensorrt:: ops, and torch_tensorrt cannot be imported here",
                 "install the torch_tensorrt release named by `trtshim inspect FILE`",
             ) from exc
-    wanted = {str(op.get("module")) for op in needed if not is_registered(op["qualname"])}
+    wanted = {str(op["module"]) for op in needed if op.get("module") and not is_registered(op["qualname"])}
     imported = _import_allowed(wanted, allow_imports, MissingOpError, "ops")
+    # ops of unknown origin (older artifacts): their namespace is the usual package name (torchao::)
+    guesses = {str(op["namespace"]) for op in needed if not op.get("module") and not is_registered(op["qualname"])}
+    imported += _import_allowed(guesses, allow_imports, MissingOpError, "ops", missing_ok=True)
     missing = [op for op in needed if not is_registered(op["qualname"])]
     if missing:
         names = ", ".join(
@@ -89,19 +92,32 @@ def check_ops(manifest: dict[str, Any], allow_imports: Sequence[str] | None = No
             f"the artifact calls ops that are not registered: {names}",
             f"import {', '.join(modules)} first, or pass load(..., allow_imports={modules!r})"
             if modules
-            else "register the ops before loading",
+            else "import the library that defines them first, or pass load(..., allow_imports=[...]) naming it",
         )
     return imported
 
 
 def _import_allowed(
-    modules: set[str], allow_imports: Sequence[str] | None, error: type[ArtifactError], what: str
+    modules: set[str],
+    allow_imports: Sequence[str] | None,
+    error: type[ArtifactError],
+    what: str,
+    missing_ok: bool = False,
 ) -> list[str]:
-    """Import those of ``modules`` the caller allows (the rest stay unimported); the ones imported."""
+    """Import those of ``modules`` the caller allows (the rest stay unimported); the ones imported.
+    ``missing_ok``: a module that does not exist is passed over (a guessed name)."""
     imported: list[str] = []
-    for module in sorted(modules & allowed_imports(allow_imports)):
+    allowed = allowed_imports(allow_imports)
+    for module in sorted(m for m in modules if pickle_scan.module_allowed(m, allowed)):
         try:
             importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if missing_ok and exc.name == module:
+                continue
+            raise error(
+                f"importing {module} (allowed by the caller) to register the artifact's {what} failed: {exc}",
+                f"check that {module} is importable here",
+            ) from exc
         except Exception as exc:
             raise error(
                 f"importing {module} (allowed by the caller) to register the artifact's {what} failed: {exc}",

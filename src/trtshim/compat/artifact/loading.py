@@ -16,7 +16,7 @@ import torch
 from trtshim.compat import integrity, logs, pickle_scan, pytree_types, signing
 from trtshim.compat import program as prog
 from trtshim.compat.artifact import legacy, migrations
-from trtshim.compat.artifact.checks import check_compatible, check_ops, check_pytree_types
+from trtshim.compat.artifact.checks import allowed_imports, check_compatible, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.environment import Environment, detect
 from trtshim.compat.manifest import read_manifest, read_member, verify_checksums
@@ -134,13 +134,14 @@ def _load_checked(
             if on_mismatch != "recompile" or not manifest.get("source"):
                 raise
             finish()
-            return _recompile(path, manifest, env, device, exc)
+            return _recompile(path, manifest, env, device, exc, allowed_imports(allow_imports))
         check_ops(manifest, allow_imports)
         check_pytree_types(manifest, allow_imports)
     if kind == "torchscript":
         finish()
         return _load_script(path, manifest, env, device)
-    pickle_scan.check_archive(path)  # before torch unpickles anything: no code from the file runs
+    # before torch unpickles anything: no code from the file runs
+    pickle_scan.check_archive(path, allowed_modules=allowed_imports(allow_imports))
     try:
         program = _deserialize(path, legacy.repaired(path, fixes, chain))
     except (CorruptedArtifactError, ArtifactError) as exc:
@@ -269,7 +270,12 @@ def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
 
 
 def _recompile(
-    path: str, manifest: dict[str, Any], env: Environment, device: Any, why: IncompatibleArtifactError
+    path: str,
+    manifest: dict[str, Any],
+    env: Environment,
+    device: Any,
+    why: IncompatibleArtifactError,
+    allowed_modules: set[str],
 ) -> CompiledModule:
     """Rebuild from the artifact's source program on this stack (announced: it is a fallback)."""
     from trtshim.compat import backends
@@ -277,7 +283,7 @@ def _recompile(
     source = manifest["source"]
     announce(f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning)
     data = io.BytesIO(base64.b64decode(read_member(path, source["member"])))
-    pickle_scan.check_archive(data, f"the source program inside {path}")
+    pickle_scan.check_archive(data, f"the source program inside {path}", allowed_modules)
     program = _deserialize(path, source_archive(data, active("load", env=env)))
     name = backends.resolve("auto")
     how = dict(source.get("compile") or {})

@@ -22,7 +22,7 @@ from trtshim._version import __version__
 from trtshim.compat import integrity, pickle_scan
 from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.atomic import write_atomically
-from trtshim.compat.artifact.checks import check_ops, check_pytree_types
+from trtshim.compat.artifact.checks import allowed_imports, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import environment_record, export_schema_version
 from trtshim.compat.environment import detect
 from trtshim.compat.manifest import MANIFEST_NAME, read_manifest, read_member, verify_checksums
@@ -116,7 +116,8 @@ def upgrade(
     if manifest is not None:
         check_ops(manifest, allow_imports)
         check_pytree_types(manifest, allow_imports)
-    pickle_scan.check_archive(old)
+    allowed = allowed_imports(allow_imports)
+    pickle_scan.check_archive(old, allowed_modules=allowed)
     fixes = active("load", "save")
     chain = _chain(plan.saved_schema, plan.here_schema)  # the plan read the program's record already
     program = _deserialize(old, legacy.repaired(old, fixes, chain))
@@ -128,7 +129,7 @@ def upgrade(
     source = (manifest or {}).get("source")
     if source:
         data = io.BytesIO(base64.b64decode(read_member(old, source["member"])))
-        pickle_scan.check_archive(data, f"the source program inside {old}")
+        pickle_scan.check_archive(data, f"the source program inside {old}", allowed)
         source_program = _saved(_deserialize(old, source_archive(data, fixes)), fixes)
         buf = io.BytesIO()
         _torch_save(source_program, buf)
