@@ -127,6 +127,11 @@ class BackendFallbackWarning(TrtShimWarning):
     """backend='auto' could not use TensorRT and fell back to the torch-only backend."""
 
 
+class DecompositionFallbackWarning(TrtShimWarning):
+    """torch's ``run_decompositions`` failed on an exported program; trtshim kept the program as
+    ``torch.export.export`` returned it (training IR), which torch's own round trip runs too."""
+
+
 class ProvenanceWarning(TrtShimWarning):
     """An artifact has no trtshim manifest, so nothing about its origin could be checked."""
 

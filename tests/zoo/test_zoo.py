@@ -79,7 +79,9 @@ def torchvision_vit() -> Case:
 
 def timm_resnet10t() -> Case:
     timm = pytest.importorskip("timm")
-    return _vision(timm.create_model("resnet10t", pretrained=False, num_classes=10), 64, {"x": {0: Dim("batch")}}, (1, 3, 12))
+    case = _vision(timm.create_model("resnet10t", pretrained=False, num_classes=10), 64, {"x": {0: Dim("batch")}}, (1, 3, 12))
+    torch._dynamo.mark_dynamic(case.args[0], 0)  # leaves a Python set on the example tensor, pickled with it
+    return case
 
 
 def timm_vit_tiny() -> Case:
@@ -142,6 +144,22 @@ def gpt2_decoder() -> Case:
     return Case(model, (), {"input_ids": ids, "use_cache": False}, {"input_ids": {1: Dim("seq", max=64)}, "use_cache": None}, probes)
 
 
+def gpt2_optional_mask() -> Case:
+    """Exported with ``attention_mask=None``: a mask passed later is ignored by torch's module (a result
+    unlike eager's); trtshim refuses it."""
+    tf = _hf()
+    config = tf.GPT2Config(vocab_size=100, n_positions=64, n_embd=32, n_layer=2, n_head=2)
+    ids = _ids(2, 8)
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[:, :3] = 0
+    probes = [
+        ("new ids, mask None", (), {"input_ids": _ids(2, 8), "attention_mask": None, "use_cache": False}),
+        ("a mask where None was exported", (), {"input_ids": ids, "attention_mask": mask, "use_cache": False}),
+    ]
+    model = tf.GPT2LMHeadModel(config).eval()
+    return Case(model, (), {"input_ids": ids, "attention_mask": None, "use_cache": False}, None, probes)
+
+
 def t5_encoder_decoder() -> Case:
     tf = _hf()
     config = tf.T5Config(
@@ -181,6 +199,7 @@ ZOO: dict[str, Callable[[], Case]] = {
     "transformers BertModel (encoder)": bert_encoder,
     "transformers BertForSequenceClassification (tuple)": bert_classifier_tuple,
     "transformers GPT2LMHeadModel (decoder)": gpt2_decoder,
+    "transformers GPT2LMHeadModel (mask exported as None)": gpt2_optional_mask,
     "transformers T5ForConditionalGeneration (encoder-decoder)": t5_encoder_decoder,
     "transformers ViTModel (vision)": vit_vision,
 }
@@ -300,3 +319,108 @@ def test_zoo_model_conforms_to_torch(name: str, tmp_path: Path) -> None:
     )
     _record(row)
     assert not failures, "\n".join(failures)
+
+
+# --- stateful programs and quantized weights: called step by step (conformance.compare_steps) ---------
+
+
+def llama_static_cache() -> tuple[torch.nn.Module, dict[str, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]:
+    """An LLM exported with its KV cache the way transformers documents for deployment."""
+    tf = _hf()
+    integration = pytest.importorskip("transformers.integrations.executorch")
+    wrapper = getattr(integration, "TorchExportableModuleWithStaticCache", None)
+    if wrapper is None:
+        pytest.skip(f"transformers {tf.__version__} has no TorchExportableModuleWithStaticCache")
+    config = tf.LlamaConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=64,
+    )
+    model = tf.LlamaForCausalLM(config).eval()
+    model.generation_config.cache_implementation = "static"
+    model.generation_config.cache_config = {"batch_size": 1, "max_cache_len": 16}
+    import inspect
+
+    params = inspect.signature(wrapper.__init__).parameters
+    module = wrapper(model, batch_size=1, max_cache_len=16) if "max_cache_len" in params else wrapper(model)
+    first = {"input_ids": torch.tensor([[1]]), "cache_position": torch.tensor([0])}
+    steps = [((), {"input_ids": torch.tensor([[i + 3]]), "cache_position": torch.tensor([i])}) for i in range(8)]
+    return module.requires_grad_(False), first, steps
+
+
+def torchao_int8_linear() -> tuple[torch.nn.Module, dict[str, Any], list[tuple[tuple[Any, ...], dict[str, Any]]]]:
+    """Weights quantized by torchao (int8 dynamic activation, int8 weight): tensor-subclass weights and
+    torchao's own ops, loaded in the fresh process with ``allow_imports=["torchao"]``."""
+    ao = pytest.importorskip("torchao.quantization")
+    config = getattr(ao, "Int8DynamicActivationInt8WeightConfig", None)
+    if config is None:
+        pytest.skip("this torchao has no Int8DynamicActivationInt8WeightConfig")
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
+    ao.quantize_(model, config())
+    return model, {"x": torch.randn(4, 32)}, [((torch.randn(4, 32),), {}) for _ in range(3)]
+
+
+STATEFUL: dict[str, Callable[[], Any]] = {
+    "transformers LlamaForCausalLM static KV cache (8 decode steps)": llama_static_cache,
+    "torchao int8 dynamic-activation Linear (subclass weights, custom ops)": torchao_int8_linear,
+}
+
+STEP_CHILD = """
+import sys, torch, warnings
+warnings.simplefilter("ignore")
+from torch.utils import _pytree as pytree
+from trtshim import compat
+path, calls_path, out_path = sys.argv[1:4]
+module = compat.load(path, allow_imports=["torchao", "transformers"])
+results = []
+for args, kwargs in torch.load(calls_path, weights_only=False):
+    with torch.inference_mode():
+        results.append(pytree.tree_leaves(module(*args, **kwargs)))
+torch.save(results, out_path)
+"""
+
+
+@pytest.mark.parametrize("name", list(STATEFUL))
+def test_zoo_stateful_program_conforms_to_torch(name: str, tmp_path: Path) -> None:
+    """Called step by step in process (outputs, buffers, the caller's tensors after every call) and,
+    loaded in a fresh process, the same sequence of outputs as torch's round trip."""
+    import copy
+
+    torch.manual_seed(0)
+    model, first, calls = STATEFUL[name]()
+    eager = copy.deepcopy(model)
+    row: dict[str, Any] = {"model": name, "torch": torch.__version__}
+    args = tuple(first.values()) if name.startswith("torchao") else ()
+    kwargs = {} if args else first
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            plain = torch.export.export(copy.deepcopy(model), args, kwargs, strict=False)
+        except Exception as exc:
+            row.update(verdict=conformance.SAME_REFUSAL, detail=f"torch.export.export failed: {first_line(exc)[:200]}")
+            _record(row)
+            with pytest.raises(errors.CompileError):
+                compat.compile(model, args, example_kwargs=kwargs, backend="export", strict=False)
+            return
+        reference = conformance.Reference(plain)
+        compiled = compat.compile(copy.deepcopy(model), args, example_kwargs=kwargs, backend="export", strict=False)
+    path = compat.save(compiled, tmp_path / "model.pt2")
+    verdict = conformance.compare_steps(eager, compat.load(path, allow_imports=["torchao"]), reference, calls)
+    calls_path, out_path, script = tmp_path / "calls.pt", tmp_path / "out.pt", tmp_path / "child.py"
+    torch.save(calls, calls_path)
+    script.write_text(STEP_CHILD)
+    proc = run_python(
+        f"import runpy, sys; sys.argv = ['child', {str(path)!r}, {str(calls_path)!r}, {str(out_path)!r}]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = torch.load(out_path, weights_only=False)
+    theirs = conformance.Reference(plain).module
+    for step, ((call_args, call_kwargs), got) in enumerate(zip(calls, fresh)):
+        with torch.inference_mode():
+            expected = torch.utils._pytree.tree_leaves(theirs(*call_args, **call_kwargs))
+        if not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(got, expected)):
+            verdict = conformance.Verdict(conformance.TRTSHIM_ONLY, f"fresh process, step {step}: differs from torch")
+            break
+    row.update(verdict=verdict.kind, ir=compiled.program_ir, steps=len(calls), detail=verdict.detail[:300])
+    _record(row)
+    assert not verdict.failed, verdict.detail

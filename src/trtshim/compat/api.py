@@ -53,7 +53,7 @@ def compile(
     env = detect()
     kwargs = dict(example_kwargs or {})
     if name != "tensorrt":
-        program = export_backend.export(
+        program, ir = export_backend.export(
             model,
             args,
             kwargs,
@@ -62,7 +62,7 @@ def compile(
             precision=precision,
             options=backend_options,
         )
-        return CompiledModule(
+        compiled = CompiledModule(
             program,
             backend=name,
             environment=env,
@@ -70,6 +70,8 @@ def compile(
             dim_names=dim_names(model, args, kwargs, dynamic_shapes, program),
             input_paths=input_paths(model, args, kwargs),
         )
+        compiled.program_ir = ir
+        return compiled
     from trtshim.compat.backends import tensorrt as tensorrt_backend
 
     report = select(env, REGISTRY, stages=("export", "compile", "hybrid", "call"))

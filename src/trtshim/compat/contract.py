@@ -5,7 +5,8 @@ non-tensor inputs must equal the value they were exported with (same type; NaN e
 must have the exported rank, static dims their size, dynamic dims the same size wherever they share
 a symbol, derived dims (``2 * batch``) a size of their form, and every dim its declared range (the
 lower bound only above 2: torch lets 0/1 through at runtime). trtshim checks the same, plus dtype
-and device (a TensorRT engine is built for one of each), and builds the plan once so that a call
+and device, plus an input exported as ``None`` (torch lets a tensor through there and silently ignores
+it: ``mask=None`` exported, a mask passed, the result differs from eager) (a TensorRT engine is built for one of each), and builds the plan once so that a call
 costs a few microseconds. Inputs are bound the way torch binds them: positional as exported,
 keywords by name in any order, dicts by key.
 """
@@ -27,7 +28,7 @@ from trtshim.errors import InputMismatchError
 
 # --- the runtime check --------------------------------------------------------------------------
 
-_TENSOR, _CONSTANT, _SYMINT, _SKIP = range(4)
+_TENSOR, _CONSTANT, _SYMINT, _NONE, _SKIP = range(5)
 
 
 class InputContract:
@@ -52,6 +53,8 @@ class InputContract:
             elif spec.kind == "constant" and spec.value is not None:
                 v = spec.value
                 plan.append((_CONSTANT, type(v), v, isinstance(v, float) and math.isnan(v)))
+            elif spec.kind == "constant":
+                plan.append((_NONE,))
             else:
                 plan.append((_SKIP,))
         self._plan = tuple(plan)
@@ -100,6 +103,14 @@ class InputContract:
                         f"was compiled for the value {value!r} ({kind.__name__}), got {x!r}",
                         "torch.export specializes non-tensor inputs: compile again with the new value "
                         "(or pass it as a tensor)",
+                    )
+            elif code == _NONE:
+                if x is not None:
+                    raise self._error(
+                        i,
+                        f"was compiled as None, got {type(x).__name__}: the program ignores it",
+                        "torch.export specializes None inputs; compile with an example value for it "
+                        "to have it used",
                     )
             elif code == _SYMINT:
                 if type(x) is not int:

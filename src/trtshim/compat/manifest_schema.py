@@ -92,6 +92,7 @@ MANIFEST = {
     "format": str,
     "export_schema": Opt(ListOf(int, length=2), None),  # null for TorchScript archives
     "exporter": (str, Null),
+    "ir": (str, Null),  # "inference" | "training": the IR of the saved program, where trtshim exported it
     "inputs": ListOf(INPUT),
     "custom_ops": ListOf(OP),
     "pytree_types": ListOf(PYTREE_TYPE),

@@ -55,6 +55,8 @@ class CompiledModule(nn.Module):
         self.engine_options: dict[str, Any] = {}  # TensorRT build flags the manifest records (SE-6)
         self.source_program: ExportedProgram | None = None  # before TensorRT compilation (include_source)
         self.compile_options: dict[str, Any] = {}  # how it was compiled, to recompile from the source
+        # "inference" | "training" where trtshim exported it (the manifest's ``ir`` after a load)
+        self.program_ir: str | None = (manifest or {}).get("ir")
         # The graph module is not registered as a child: its placeholders are bound here instead.
         self._graph_forward: Callable[..., Any] = prog.runnable_graph_module(program).forward
 
@@ -97,7 +99,10 @@ class CompiledModule(nn.Module):
         plan = prog.output_plan(program)
         self._user_outputs = plan.user
         self._mutations = plan.mutations
-        self._all_outputs_user = not plan.mutations and plan.user == tuple(range(plan.total))
+        self._input_mutations = plan.input_mutations
+        self._all_outputs_user = (
+            not plan.mutations and not plan.input_mutations and plan.user == tuple(range(plan.total))
+        )
         self._single_output = out_spec is not None and _is_leaf(out_spec)
         self._refresh()
 
@@ -177,6 +182,8 @@ class CompiledModule(nn.Module):
         if not self._all_outputs_user:
             for pos, fqn in self._mutations:
                 prog.attribute(self, fqn).copy_(out[pos])
+            for pos, index in self._input_mutations:
+                flat[index].copy_(out[pos])
             out = [out[i] for i in self._user_outputs]
         if self._single_output:
             return out[0]

@@ -79,19 +79,33 @@ class OutputPlan:
     user: tuple[int, ...]  # positions of user outputs in the flat graph output
     mutations: tuple[tuple[int, str], ...]  # (position, buffer FQN) written back after each call
     total: int
+    input_mutations: tuple[tuple[int, int], ...] = ()  # (position, user input index) copied into the caller's tensor
 
 
 def output_plan(ep: ExportedProgram) -> OutputPlan:
+    """Where each flat output goes: to the caller, into a buffer, or into the caller's own input tensor
+    (``USER_INPUT_MUTATION``: ``cache.add_(x)`` updates the tensor passed in, as eager and torch's
+    ``ep.module()`` do)."""
     user: list[int] = []
     mutations: list[tuple[int, str]] = []
+    inputs: list[tuple[int, int]] = []
+    user_index = {s.name: s.index for s in input_slots(ep) if s.kind == "USER_INPUT"}
     specs = ep.graph_signature.output_specs
     for i, spec in enumerate(specs):
         if spec.kind == OutputKind.BUFFER_MUTATION:
             mutations.append((i, str(spec.target)))
         elif spec.kind == OutputKind.USER_OUTPUT:
             user.append(i)
-        # USER_INPUT_MUTATION, LOSS_OUTPUT, GRADIENT_TO_*, TOKEN: not user-visible at inference
-    return OutputPlan(tuple(user), tuple(mutations), len(specs))
+        elif spec.kind == OutputKind.USER_INPUT_MUTATION:
+            index = user_index.get(str(spec.target))
+            if index is None:
+                raise TrtShimError(
+                    f"the program mutates input {spec.target!r}, which is not among its user inputs",
+                    "the ExportedProgram is inconsistent; re-export the model",
+                )
+            inputs.append((i, index))
+        # LOSS_OUTPUT, GRADIENT_TO_*, TOKEN: not user-visible at inference
+    return OutputPlan(tuple(user), tuple(mutations), len(specs), tuple(inputs))
 
 
 def user_input_placeholders(ep: ExportedProgram) -> list[torch.fx.Node]:

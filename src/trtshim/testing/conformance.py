@@ -9,13 +9,17 @@ equals eager's (torch 2.2's module takes no keywords, torch <= 2.8 refuses dicts
 a torch-only failure). trtshim is stricter than some torch in two ways, counted apart: a non-tensor
 input of equal value and another type (3.0 for 3) is refused on every torch, as torch 2.3-2.8's own
 check does; on torch 2.2, which checks dim ranges only, ranks and values are checked all the same.
-``compare`` returns a verdict instead of asserting, so that zoo and generated-program runs can count.
+``compare`` returns a verdict instead of asserting, so that zoo and generated-program runs can count;
+``compare_steps`` does the same for stateful programs called step by step (outputs, buffers and the
+caller's own tensors after every call).
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,3 +223,45 @@ def compare(
     if not has_input_check():
         return Verdict(STRICTER, f"torch {torch.__version__} checks dim ranges only: {got.reason}")
     return Verdict(TRTSHIM_ONLY, f"trtshim refused ({got.reason}), torch ran it correctly")
+
+
+def _state(module: Any) -> dict[str, torch.Tensor]:
+    return {name: b.detach().clone() for name, b in module.named_buffers()}
+
+
+def compare_steps(
+    model: Any,
+    ours: Any,
+    reference: Reference,
+    calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
+    *,
+    atol: float = 1e-5,
+) -> Verdict:
+    """A stateful program (KV-cache decode loops, buffer and input mutations) called step by step:
+    eager ``model``, torch's round trip and ``ours`` each get their own copy of every call's inputs;
+    after each call the outputs, every buffer the modules share by name and the caller's tensors
+    (mutated in place by the program or not) must agree. ``model`` must hold the state the program
+    was exported with."""
+    modules = {"eager": model, "torch": reference.module, "trtshim": ours}
+    for step, (args, kwargs) in enumerate(calls):
+        results: dict[str, tuple[bool, Any, Any]] = {}
+        for who, module in modules.items():
+            mine = copy.deepcopy((args, kwargs))
+            ok, out = _run(module, *mine)
+            results[who] = (ok, out, mine)
+        eager_ok, expected, eager_inputs = results["eager"]
+        ref_ok, theirs, _ = results["torch"]
+        our_ok, got, our_inputs = results["trtshim"]
+        if not our_ok:
+            if ref_ok:
+                return Verdict(TRTSHIM_ONLY, f"step {step}: trtshim raised {type(got).__name__}: {got}, torch ran")
+            return Verdict(SAME_REFUSAL, f"step {step}: {type(got).__name__}: {got}")
+        if ref_ok and not _close(got, theirs, atol):
+            return Verdict(TRTSHIM_ONLY, f"step {step}: trtshim's result differs from torch's round trip")
+        if eager_ok and ref_ok and _close(theirs, expected, atol) and not _close(our_inputs, eager_inputs, atol):
+            return Verdict(TRTSHIM_ONLY, f"step {step}: the caller's tensors differ from eager's after the call")
+        ours_state, their_state = _state(ours), _state(reference.module)
+        for name in sorted(set(ours_state) & set(their_state)):
+            if not _close(ours_state[name], their_state[name], atol):
+                return Verdict(TRTSHIM_ONLY, f"step {step}: buffer {name} differs from torch's round trip")
+    return Verdict(OK)

@@ -64,6 +64,7 @@ def build_manifest(module: CompiledModule, fixes: FixReport) -> dict[str, Any]:
         **manifest_header(module.environment, module.backend, "torch.export"),
         "export_schema": export_schema_version(),
         "exporter": EXPORTERS.get(module.backend, "torch.export"),
+        "ir": module.program_ir,
         "inputs": [s.to_dict() for s in module.input_specs],
         "custom_ops": [
             {

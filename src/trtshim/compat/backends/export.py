@@ -1,9 +1,17 @@
-"""The torch-only backend: ``torch.export.export`` with every version-dependent default made explicit."""
+"""The torch-only backend: ``torch.export.export`` with every version-dependent default made explicit.
+
+The IR: ``ir="inference"`` (the default) is what torch <= 2.5's ``export`` returned, a functional graph
+whose mutations are outputs; from torch 2.6 it takes ``run_decompositions({})``. Where torch's own
+decomposition fails on a program that exported (aliased mutated buffers, some KV-cache programs:
+``expected compiled_fn to be GraphModule``), trtshim keeps the program ``export`` returned, which
+torch's own save / load round trip runs as well, and says so with ``DecompositionFallbackWarning``;
+the manifest records the IR the program has (``ir``). ``ir="training"`` never decomposes.
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.export import ExportedProgram
@@ -11,7 +19,7 @@ from torch.export import ExportedProgram
 from trtshim.compat.backends.tensorrt_api import PRECISIONS
 from trtshim.compat.environment import Environment
 from trtshim.compat.gates import requires
-from trtshim.errors import CompileError, OptionError, first_line
+from trtshim.errors import CompileError, DecompositionFallbackWarning, OptionError, announce, first_line
 
 OPTIONS = ("strict", "ir")
 IRS = ("inference", "training")
@@ -28,6 +36,25 @@ def returns_training_ir(env: Environment) -> bool:
     return bool(requires("torch>=2.6", env=env))
 
 
+class Exported(NamedTuple):
+    program: ExportedProgram
+    ir: str  # the IR the program has: "inference" or "training"
+
+
+def decomposed(ep: ExportedProgram) -> Exported:
+    """``ep`` in inference IR, or ``ep`` itself (training IR, announced) where torch cannot decompose it."""
+    try:
+        return Exported(ep.run_decompositions({}), "inference")
+    except Exception as exc:
+        announce(
+            f"torch's run_decompositions failed on this program ({type(exc).__name__}: {first_line(exc)}); "
+            "trtshim keeps the training-IR program torch.export returned, which torch's own save/load "
+            "runs too (manifest: ir=training)",
+            DecompositionFallbackWarning,
+        )
+        return Exported(ep, "training")
+
+
 def _cast(x: Any, dtype: torch.dtype) -> Any:
     return x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
 
@@ -41,7 +68,7 @@ def export(
     dynamic_shapes: Any = None,
     precision: str = "fp32",
     options: dict[str, Any],
-) -> ExportedProgram:
+) -> Exported:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise OptionError(
@@ -66,5 +93,5 @@ def export(
             f"torch.export.export failed (strict={strict}): {type(exc).__name__}: {first}"
         ) from exc
     if ir == "inference" and returns_training_ir(env):
-        ep = ep.run_decompositions({})
-    return ep
+        return decomposed(ep)
+    return Exported(ep, ir if returns_training_ir(env) else "inference")

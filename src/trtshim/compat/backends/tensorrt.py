@@ -64,7 +64,7 @@ def compile_program(
         # dynamo.compile runs its own run_decompositions: a training-IR program is what it expects,
         # and decomposing to inference IR first doubled the whole compile (measured, torch 2.14)
         options={"strict": strict, "ir": "training"},
-    )
+    ).program
     program = compile_exported(
         source,
         env=env,
