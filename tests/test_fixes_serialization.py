@@ -128,6 +128,31 @@ def test_se6_engine_abi_is_checked_before_deserializing(tmp_path, small_cnn, exa
     assert deserialized == []
 
 
+def test_se6_engines_run_only_on_the_compute_capability_they_were_built_for(monkeypatch) -> None:
+    """The manifest records the device engines were built for; a load elsewhere is refused before
+    deserializing unless the engines are hardware-compatible (as the builder applied it)."""
+    from trtshim import errors
+    from trtshim.fixes.se6_engine_abi import _check_device
+
+    built = {"device": {"name": "NVIDIA H200", "compute_capability": "9.0"}, "hardware_compatible": False}
+    _check_device({"device": None})  # manifests of engines built without a recorded device
+    _check_device({**built, "hardware_compatible": True})
+    if not torch.cuda.is_available():
+        with pytest.raises(errors.IncompatibleArtifactError, match="built for NVIDIA H200.*no CUDA device"):
+            _check_device(built)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "NVIDIA RTX 4090")
+    for capability, refused in (((8, 9), True), ((9, 0), False)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        if refused:
+            with pytest.raises(errors.IncompatibleArtifactError, match=r"compute capability 9.0 .*is 8.9") as info:
+                _check_device(built)
+            assert "on_mismatch='recompile'" in info.value.hint
+        else:
+            _check_device(built)
+
+
 def test_portable_artifact_recompiles_from_its_source(tmp_path, small_cnn, example) -> None:
     """An artifact whose engines cannot run here, carrying its source program: refused by default,
     rebuilt on this stack with on_mismatch="recompile" (announced with our warning)."""

@@ -127,6 +127,16 @@ class BackendFallbackWarning(TrtShimWarning):
     """backend='auto' could not use TensorRT and fell back to the torch-only backend."""
 
 
+class DimBoundWarning(TrtShimWarning):
+    """A dim without a max was bounded for the TensorRT engine (``unbounded_dim_max``); the module
+    refuses sizes beyond the bound."""
+
+
+class DroppedFlagWarning(TrtShimWarning):
+    """The TensorRT builder built an engine without an option that was asked for (e.g. hardware
+    compatibility on TensorRT-RTX); the manifest records what was applied."""
+
+
 class DecompositionFallbackWarning(TrtShimWarning):
     """torch's ``run_decompositions`` failed on an exported program; trtshim kept the program as
     ``torch.export.export`` returned it (training IR), which torch's own round trip runs too."""

@@ -62,7 +62,7 @@ def _program() -> tuple[torch.export.ExportedProgram, torch.Tensor]:
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU()).eval()
     x = torch.randn(1, 3, 16, 16)
-    return export_backend.export(model, (x,), {}, env=compat.detect(), options={}), x
+    return export_backend.export(model, (x,), {}, env=compat.detect(), options={}).program, x
 
 
 def _compile(program: Any, x: torch.Tensor, precision: str, **kwargs: Any) -> Any:

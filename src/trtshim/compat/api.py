@@ -73,8 +73,10 @@ def compile(
         compiled.program_ir = ir
         return compiled
     from trtshim.compat.backends import tensorrt as tensorrt_backend
+    from trtshim.compat.backends.engine_builds import BuildLog
 
     report = select(env, REGISTRY, stages=("export", "compile", "hybrid", "call"))
+    builds = BuildLog()
     program, source = tensorrt_backend.compile_program(
         model,
         args,
@@ -85,6 +87,7 @@ def compile(
         torch_executed_ops=tuple(torch_executed_ops),
         options=dict(backend_options),
         fixes=report,
+        builds=builds,
     )
     names = dim_names(model, args, kwargs, dynamic_shapes, source)
     module = CompiledModule(
@@ -95,9 +98,7 @@ def compile(
         dim_names=names,
         input_paths=input_paths(model, args, kwargs),
     )
-    module.engine_options = {
-        k: bool(backend_options.get(k)) for k in ("version_compatible", "hardware_compatible")
-    }
+    module.engine_options = tensorrt_backend.engine_record(backend_options, builds)
     module.source_program = source
     module.compile_options = {
         "precision": precision,

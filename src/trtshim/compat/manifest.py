@@ -160,6 +160,9 @@ def format_manifest(manifest: dict[str, Any]) -> str:
             stages.setdefault(stage, []).append(f["id"])
     shown = "; ".join(f"{k}: {', '.join(v)}" if k != "-" else ", ".join(v) for k, v in stages.items())
     lines.append("  fixes applied  " + (shown or "none"))
+    lines += _engine_lines(manifest.get("engine"))
+    if manifest.get("ir"):
+        lines.append(f"  program IR     {manifest['ir']}")
     if manifest.get("target_torch"):
         lines.append(f"  written for    torch {manifest['target_torch']} (save(..., target_torch=))")
     for entry in manifest.get("history") or []:
@@ -167,6 +170,38 @@ def format_manifest(manifest: dict[str, Any]) -> str:
             steps = ", ".join(entry.get("migrations") or []) or "no migration"
             lines.append(f"  upgraded from  torch {entry.get('torch')} (export schema {entry.get('export_schema')}): {steps}")
     return "\n".join(lines)
+
+
+def _engine_lines(engine: Any) -> list[str]:
+    """The TensorRT engines as the builder made them: flavour, TensorRT, ABI, options applied (and asked
+    for, where they differ), device, each engine's input profiles."""
+    if not isinstance(engine, dict):
+        return []
+    lines = [
+        f"  engines        {engine.get('flavour')} {engine.get('torch_tensorrt')}   TensorRT {engine.get('tensorrt')}"
+        f"   engine ABI {engine.get('abi')}"
+    ]
+    requested = engine.get("requested") or {}
+    flags = []
+    for name in ("version_compatible", "hardware_compatible", "refit"):
+        if name in engine:
+            asked = requested.get(name)
+            note = f" (asked {'yes' if asked else 'no'})" if asked is not None and bool(asked) != bool(engine[name]) else ""
+            flags.append(f"{name}={'yes' if engine[name] else 'no'}{note}")
+    lines.append("  applied        " + ", ".join(flags))
+    device = engine.get("device")
+    if isinstance(device, dict):
+        lines.append(f"  built for      {device.get('name')} (compute capability {device.get('compute_capability')})")
+    for i, built in enumerate(engine.get("engines") or []):
+        if not isinstance(built, dict):
+            continue
+        shapes = "; ".join(
+            f"{p.get('name')} min {tuple(p.get('min') or ())} opt {tuple(p.get('opt') or ())} max {tuple(p.get('max') or ())}"
+            for p in built.get("profiles") or []
+            if isinstance(p, dict)
+        )
+        lines.append(f"  engine {i}       {', '.join(built.get('flags') or []) or 'no flags'}; {shapes or 'static shapes'}")
+    return lines
 
 
 def input_summary(spec: dict[str, Any]) -> str:

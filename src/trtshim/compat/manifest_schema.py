@@ -66,8 +66,12 @@ ENGINE = {
     "flavour": (str, Null),
     "tensorrt": (str, Null),
     "abi": (str, Null),
-    "version_compatible": bool,
+    "version_compatible": bool,  # as applied by the builder
     "hardware_compatible": bool,
+    "refit": bool,
+    "requested": dict,  # the same options as asked for
+    "engines": ListOf(dict),  # per engine: inputs, profiles (min/opt/max), flags, hardware level, bytes
+    "device": Opt({"name": (str, Null), "compute_capability": Req(str)}, None),
 }
 SOURCE = {"member": Req(str), "bytes": int, "compile": {"precision": str, "torch_executed_ops": ListOf(str), "options": dict}}
 ENVIRONMENT = {

@@ -44,9 +44,13 @@ def record_engine(manifest: dict[str, Any], module: Any) -> None:
         "flavour": env.torch_tensorrt_flavour,
         "tensorrt": env.tensorrt_version,
         "abi": engine_abi(env),
+        # as the builder applied them (compat.backends.engine_builds), not as they were asked for
         "version_compatible": module.engine_options.get("version_compatible", False),
         "hardware_compatible": module.engine_options.get("hardware_compatible", False),
     }
+    for key in ("refit", "requested", "engines", "device"):
+        if key in module.engine_options:
+            manifest["engine"][key] = module.engine_options[key]
 
 
 def check_engine(manifest: dict[str, Any], env: Environment) -> None:
@@ -72,11 +76,38 @@ def check_engine(manifest: dict[str, Any], env: Environment) -> None:
             f"({env.torch_tensorrt_flavour}, engine ABI {here}): the runtime cannot deserialize them",
             "load it on a torch_tensorrt of the same ABI group (README: Supported versions), or recompile",
         )
+    _check_device(engine)
     if engine.get("tensorrt") != env.tensorrt_version and not engine.get("version_compatible"):
         announce(
             f"the artifact's engines were built with TensorRT {engine.get('tensorrt')}, this stack has "
             f"{env.tensorrt_version}, and they are not version-compatible: deserialization may fail",
             ArtifactCompatibilityWarning,
+        )
+
+
+def _check_device(engine: dict[str, Any]) -> None:
+    """Engines that are not hardware-compatible run only on the compute capability they were built for."""
+    from trtshim.errors import IncompatibleArtifactError
+
+    built = engine.get("device")
+    if not built or engine.get("hardware_compatible"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise IncompatibleArtifactError(
+            f"the artifact's engines were built for {built.get('name')} (compute capability "
+            f"{built['compute_capability']}); this machine has no CUDA device",
+            "load it on a machine with that GPU, or recompile (load(..., on_mismatch='recompile'))",
+        )
+    index = torch.cuda.current_device()
+    here = "{}.{}".format(*torch.cuda.get_device_capability(index))
+    if here != built["compute_capability"]:
+        raise IncompatibleArtifactError(
+            f"the artifact's engines were built for compute capability {built['compute_capability']} "
+            f"({built.get('name')}) and are not hardware-compatible; this GPU ({torch.cuda.get_device_name(index)}) "
+            f"is {here}",
+            "recompile here (load(..., on_mismatch='recompile')), or build with hardware_compatible=True",
         )
 
 

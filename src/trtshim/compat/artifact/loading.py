@@ -19,6 +19,7 @@ from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.checks import allowed_imports, check_compatible, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.environment import Environment, detect
+from trtshim.compat.input_specs import dim_names_of_manifest, paths_of_manifest
 from trtshim.compat.manifest import read_manifest, read_member, verify_checksums
 from trtshim.compat.module import CompiledModule, ScriptedModule
 from trtshim.compat.serial import serialized
@@ -287,17 +288,37 @@ def _recompile(
     program = _deserialize(path, source_archive(data, active("load", env=env)))
     name = backends.resolve("auto")
     how = dict(source.get("compile") or {})
+    options = dict(how.get("options") or {})
+    builds = None
     if name == "tensorrt":
         from trtshim.compat.backends import tensorrt as tensorrt_backend
+        from trtshim.compat.backends.engine_builds import BuildLog
 
-        program = tensorrt_backend.compile_exported(
+        builds = BuildLog()
+        compiled = tensorrt_backend.compile_exported(
             program,
             env=env,
             precision=how.get("precision", "fp32"),
             torch_executed_ops=tuple(how.get("torch_executed_ops", ())),
-            options=dict(how.get("options") or {}),
+            options=options,
+            builds=builds,
+            dim_names=dim_names_of_manifest(manifest),
         )
-    module = CompiledModule(program, backend=name, environment=env, fixes=active("load", "call", env=env))
+    else:
+        compiled = program
+    # the rebuilt module carries what the original did: names, source, how it was compiled
+    module = CompiledModule(
+        compiled,
+        backend=name,
+        environment=env,
+        fixes=active("load", "call", env=env),
+        dim_names=dim_names_of_manifest(manifest),
+        input_paths=paths_of_manifest(manifest),
+    )
+    module.source_program = program
+    module.compile_options = how
+    if builds is not None:
+        module.engine_options = tensorrt_backend.engine_record(options, builds)
     if device is not None:
         module.to(device)
     return module

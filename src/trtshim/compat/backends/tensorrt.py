@@ -18,10 +18,23 @@ from torch.export import ExportedProgram
 
 from trtshim.compat import logs
 from trtshim.compat.backends import export as export_backend
-from trtshim.compat.backends import tensorrt_api
+from trtshim.compat.backends import profiles, tensorrt_api
+from trtshim.compat.backends.engine_builds import BuildLog, recording
 from trtshim.compat.environment import Environment
-from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, CompileError, announce, first_line
+from trtshim.compat.input_names import dim_names
+from trtshim.errors import (
+    BackendFallbackWarning,
+    BackendUnavailableError,
+    CompileError,
+    DroppedFlagWarning,
+    OptionError,
+    announce,
+    first_line,
+)
 from trtshim.fixes import FixReport, active
+
+#: what to do when the builder drops a requested engine option (TensorRT-RTX has no hardware compatibility)
+ON_DROPPED = ("warn", "refuse")
 
 
 @dataclass
@@ -45,14 +58,15 @@ def compile_program(
     torch_executed_ops: tuple[str, ...],
     options: dict[str, Any],
     fixes: FixReport | None = None,
+    builds: BuildLog | None = None,
 ) -> tuple[ExportedProgram, ExportedProgram]:
-    """(the TensorRT program, the exported source it was built from)."""
+    """(the TensorRT program, the exported source it was built from); ``builds`` gets what the builder did."""
     if env.torch_tensorrt is None:
         raise BackendUnavailableError("torch_tensorrt is not installed")
     options = dict(options)
     strict = options.pop("strict", None)
     tensorrt_api.translate(
-        env.torch_tensorrt.raw, precision=precision, options=options
+        env.torch_tensorrt.raw, precision=precision, options=_builder_options(dict(options))[0]
     )  # fail fast on options
     source = export_backend.export(
         model,
@@ -73,8 +87,35 @@ def compile_program(
         options=options,
         args=args,
         fixes=fixes,
+        builds=builds,
+        dim_names=dim_names(model, args, kwargs, dynamic_shapes, source),
     )
     return program, source
+
+
+def engine_record(requested: dict[str, Any], builds: BuildLog) -> dict[str, Any]:
+    """What the manifest says of the engines: each option as applied (every engine has it), as requested,
+    every engine's profiles and flags as the builder had them, and the device they were built for."""
+    engines = [b.to_dict() for b in builds.builds]
+    applied = {
+        name: bool(engines) and all(e["applied"][name] for e in engines)
+        for name in ("version_compatible", "hardware_compatible", "refit")
+    }
+    return {
+        **applied,
+        "requested": {name: bool(requested.get(name)) for name in applied},
+        "engines": engines,
+        "device": build_device(),
+    }
+
+
+def build_device() -> dict[str, Any] | None:
+    """The GPU engines are built for here (name, compute capability); None without one."""
+    if not torch.cuda.is_available():
+        return None
+    index = torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    return {"name": torch.cuda.get_device_name(index), "compute_capability": f"{major}.{minor}"}
 
 
 def example_args(program: ExportedProgram) -> tuple[torch.Tensor, ...]:
@@ -98,18 +139,31 @@ def compile_exported(
     options: dict[str, Any] | None = None,
     args: tuple[Any, ...] | None = None,
     fixes: FixReport | None = None,
+    builds: BuildLog | None = None,
+    dim_names: dict[str, str] | None = None,
 ) -> ExportedProgram:
     """``torch_tensorrt.dynamo.compile`` on an exported program, then back to an ExportedProgram.
 
+    Every dynamic dim of ``program`` first gets its explicit profile (``profiles.apply``: an unbounded
+    dim is bounded by ``unbounded_dim_max``, announced; ``opt={"batch": 8}`` sets a dim's opt).
     The ``compile.program`` hooks of ``fixes`` (default: the compile and hybrid fixes this stack needs)
     run first: ``program`` is left as it was (CP-1); plugin-converted custom ops get their scalars
-    positionally or stay in PyTorch (CO-4).
+    positionally or stay in PyTorch (CO-4). Every engine the builder makes is read back into ``builds``
+    (profiles, flags, hardware compatibility); a requested option an engine was built without is
+    announced (``DroppedFlagWarning``) or, with ``on_dropped_flag="refuse"``, a ``CompileError``.
     """
     fixes = fixes if fixes is not None else active("compile", "hybrid")
     if env.torch_tensorrt is None:
         raise BackendUnavailableError("torch_tensorrt is not installed")
     release = env.torch_tensorrt.raw
-    trt_options = dict(options or {})
+    own = dict(options or {})
+    profiles.apply(
+        program,
+        unbounded_max=own.get("unbounded_dim_max", profiles.DEFAULT_UNBOUNDED_MAX),
+        opt=own.get("opt"),
+        dim_names=dim_names,
+    )
+    trt_options, on_dropped = _builder_options(own)
     if torch_executed_ops:
         trt_options["torch_executed_ops"] = tuple(torch_executed_ops)
     strongly_typed = env.torch_tensorrt_flavour == "torch-tensorrt-rtx"  # TensorRT-RTX
@@ -139,7 +193,8 @@ def compile_exported(
         debug = torch_tensorrt.dynamo.Debugger(log_level="debug")
     # TensorRT's own messages go to a logger outside the "torch_tensorrt" tree
     trt_loggers = ("torch_tensorrt", "torch_tensorrt [TensorRT Conversion Context]")
-    with logs.captured(*trt_loggers, level=logging.ERROR) as records:
+    log = builds if builds is not None else BuildLog()
+    with logs.captured(*trt_loggers, level=logging.ERROR) as records, recording() as seen:
         try:
             with debug:
                 if plan.inputs_keyword is None:
@@ -149,9 +204,13 @@ def compile_exported(
                         program, **{plan.inputs_keyword: inputs}, **call_kwargs
                     )
         except Exception as exc:
+            log.builds.extend(seen.builds)
+            _check_dropped(log, trt_options, on_dropped, env)
             raise CompileError(
                 f"torch_tensorrt {release} dynamo.compile failed: {_cause(exc, records)}"
             ) from exc
+    log.builds.extend(seen.builds)
+    _check_dropped(log, trt_options, on_dropped, env)
     if isinstance(compiled, ExportedProgram):  # torch_tensorrt 2.2 with output_format="exported_program"
         return compiled
     from trtshim.compat.hybrid import export_hybrid
@@ -159,12 +218,39 @@ def compile_exported(
     return export_hybrid(compiled, args, fixes=fixes)
 
 
+#: trtshim's own options of the TensorRT backend (the rest are translated for dynamo.compile)
+OWN_OPTIONS = ("on_dropped_flag", "unbounded_dim_max", "opt")
+
+
+def _builder_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """(the options for ``dynamo.compile``, what to do with a dropped flag)."""
+    on_dropped = options.pop("on_dropped_flag", "warn")
+    if on_dropped not in ON_DROPPED:
+        raise OptionError(f"on_dropped_flag={on_dropped!r} is not one of {ON_DROPPED}")
+    options.pop("unbounded_dim_max", None)
+    options.pop("opt", None)
+    return options, str(on_dropped)
+
+
+def _check_dropped(log: BuildLog, requested: dict[str, Any], on_dropped: str, env: Environment) -> None:
+    dropped = log.dropped(requested)
+    if not dropped:
+        return
+    flavour = f"{env.torch_tensorrt_flavour} {env.torch_tensorrt.raw if env.torch_tensorrt else ''}".strip()
+    what = "; ".join(f"{name}=True (the engine has {has})" for name, has in dropped.items())
+    reason = f"{flavour} (TensorRT {env.tensorrt_version}) built the engine without {what}"
+    if on_dropped == "refuse":
+        raise CompileError(reason, "drop the option, or build with a TensorRT flavour that supports it")
+    announce(f"{reason}; the manifest records what was applied", DroppedFlagWarning)
+
+
 def _cause(exc: Exception, records: logs.Records) -> str:
-    """The exception's first line; when that says nothing (a bare assert), what torch_tensorrt logged."""
+    """The exception's first line, and TensorRT's logged error wherever it says more (the builder's
+    "returned None" hides the profile or Myelin error that TensorRT logged)."""
     first = first_line(exc)
     text = f"{type(exc).__name__}: {first}".rstrip(": ")
     logged = [first_line(m) for m in records.messages if m.strip()]
     specific = [m for m in logged if "Error Code" in m] or logged
-    if specific and (not first or first.endswith(":") or "While interpreting" in first):
+    if specific and specific[0] not in text:
         text = f"{text} -- logged cause: {specific[0]}"
     return text

@@ -1,0 +1,157 @@
+"""Recorded = applied, through the real builder: what trtshim reads back of every engine
+(``compat.backends.engine_builds``) equals what torch_tensorrt handed TensorRT (spied independently on
+``IOptimizationProfile.set_shape`` and the builder config), profiles are trtshim's for every Dim kind,
+fresh and loaded alike, and a flag the flavour drops is announced or refused.
+
+Without a GPU the build succeeds and deserialization fails: each compile ends in the CompileError
+that names the logged cause, after the builder has done its work."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import warnings
+from typing import Any
+
+import pytest
+import torch
+from torch.export import Dim
+
+from trtshim import compat, errors
+from trtshim.compat import logs
+from trtshim.compat.backends import tensorrt as tensorrt_backend
+from trtshim.compat.backends.engine_builds import BuildLog
+
+
+@pytest.fixture
+def set_shapes(ttrt, monkeypatch) -> list[tuple[str, tuple, tuple, tuple]]:
+    """Every ``IOptimizationProfile.set_shape`` call (name, min, opt, max), beside trtshim's own reading."""
+    trt = importlib.import_module("tensorrt")
+    calls: list[tuple[str, tuple, tuple, tuple]] = []
+    original = trt.IOptimizationProfile.set_shape
+
+    def spy(self: Any, name: str, low: Any, opt: Any, high: Any) -> Any:
+        calls.append((name, tuple(low), tuple(opt), tuple(high)))
+        return original(self, name, low, opt, high)
+
+    monkeypatch.setattr(trt.IOptimizationProfile, "set_shape", spy)
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a, **k: (16 << 30, 16 << 30))
+    return calls
+
+
+class Net(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.lin(x))
+
+
+def _build(model: Any, args: tuple, dynamic: Any = None, **options: Any) -> tuple[BuildLog, str]:
+    """compile through the backend; (what the builder did, the CompileError's reason or 'built')."""
+    log = BuildLog()
+    try:
+        tensorrt_backend.compile_program(
+            model, args, {}, env=compat.detect(), dynamic_shapes=dynamic, precision="fp32",
+            torch_executed_ops=(), options={"min_block_size": 1, **options}, builds=log,
+        )
+    except errors.CompileError as exc:
+        if torch.cuda.is_available():
+            raise
+        return log, exc.reason
+    return log, "built"
+
+
+def _rebuild(program: torch.export.ExportedProgram, **options: Any) -> BuildLog:
+    """Rebuild from a program saved and loaded back (what load(..., on_mismatch='recompile') does)."""
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    buf.seek(0)
+    log = BuildLog()
+    try:
+        tensorrt_backend.compile_exported(
+            torch.export.load(buf), env=compat.detect(), options={"min_block_size": 1, **options}, builds=log
+        )
+    except errors.CompileError as exc:
+        if torch.cuda.is_available():
+            raise
+        assert "deserializeCudaEngine" in exc.reason, exc.reason  # the build itself succeeded
+    return log
+
+
+KINDS = {
+    "unbounded": (lambda: {"x": {0: Dim("b")}}, (1, 4, 4096)),
+    "min only": (lambda: {"x": {0: Dim("b", min=3)}}, (3, 4, 4096)),
+    "max only": (lambda: {"x": {0: Dim("b", max=64)}}, (1, 4, 64)),
+    "bounded": (lambda: {"x": {0: Dim("b", min=2, max=16)}}, (1, 4, 16)),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_profiles_are_ours_and_read_back_as_set(set_shapes, kind: str) -> None:
+    dynamic, (low, opt, high) = KINDS[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.DimBoundWarning)
+        log, outcome = _build(Net().eval(), (torch.randn(4, 8),), dynamic())
+    assert outcome == "built" or "deserializeCudaEngine" in outcome, outcome
+    ((profile,),) = [b.profiles for b in log.builds]
+    assert (profile.min, profile.opt, profile.max) == ((low, 8), (opt, 8), (high, 8))
+    assert set_shapes == [(profile.name, profile.min, profile.opt, profile.max)]  # recorded = what TensorRT got
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_rebuild_from_a_loaded_source_builds_the_same_profile(set_shapes, kind: str) -> None:
+    """Before: a loaded unbounded dim built (0, 2, 0) and the rebuild failed in the builder."""
+    dynamic, _ = KINDS[kind]
+    from trtshim.compat.backends import export as export_backend
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.DimBoundWarning)
+        first, _ = _build(Net().eval(), (torch.randn(4, 8),), dynamic())
+        source = export_backend.export(
+            Net().eval(), (torch.randn(4, 8),), {}, env=compat.detect(), dynamic_shapes=dynamic(),
+            options={"ir": "training"},
+        ).program
+        tensorrt_backend.profiles.apply(source)  # what compile_exported did to the source it saves
+        again = _rebuild(source)
+    assert [b.profiles for b in again.builds] == [b.profiles for b in first.builds]
+    assert all(b.nbytes for b in again.builds)
+
+
+def test_requested_flags_are_read_back_and_a_dropped_one_is_announced(ttrt, set_shapes) -> None:
+    env = compat.detect()
+    with pytest.warns(errors.DroppedFlagWarning, match="without hardware_compatible=True") as caught:
+        log, _ = _build(Net().eval(), (torch.randn(4, 8),), version_compatible=True, hardware_compatible=True)
+    (build,) = log.builds
+    applied = build.applied()
+    if env.torch_tensorrt_flavour == "torch-tensorrt-rtx":  # TensorRT-RTX has no hardware compatibility
+        assert applied["hardware_compatible"] is False and build.hardware_compatibility == "NONE"
+    assert applied["version_compatible"] is True and "VERSION_COMPATIBLE" in build.flags
+    assert not any("version_compatible" in str(w.message) for w in caught)
+    record = tensorrt_backend.engine_record({"version_compatible": True, "hardware_compatible": True}, log)
+    assert record["requested"]["hardware_compatible"] is True
+    assert record["hardware_compatible"] is False and record["version_compatible"] is True
+
+
+def test_a_dropped_flag_is_refused_on_request(ttrt, set_shapes) -> None:
+    with pytest.raises(errors.CompileError, match="without hardware_compatible=True") as info:
+        tensorrt_backend.compile_program(
+            Net().eval(), (torch.randn(4, 8),), {}, env=compat.detect(), dynamic_shapes=None, precision="fp32",
+            torch_executed_ops=(), options={"min_block_size": 1, "hardware_compatible": True, "on_dropped_flag": "refuse"},
+        )
+    assert "deserializeCudaEngine" not in info.value.reason  # the flag, not what came after it
+
+
+def test_a_generic_builder_error_carries_tensorrts_logged_cause(ttrt) -> None:
+    with logs.captured("torch_tensorrt [TensorRT Conversion Context]") as records:
+        import logging
+
+        logging.getLogger("torch_tensorrt [TensorRT Conversion Context]").error(
+            "IOptimizationProfile::isValid: Error Code 4: API Usage Error (Invalid optimization profiles)"
+        )
+    exc = RuntimeError("TensorRT build_serialized_network returned None; engine build failed.")
+    text = tensorrt_backend._cause(exc, records)
+    assert text.startswith("RuntimeError: TensorRT build_serialized_network returned None")
+    assert "logged cause: IOptimizationProfile::isValid: Error Code 4" in text
