@@ -63,7 +63,7 @@ EXPECTED = {  # (min, opt, max) of the first dim, as torch_tensorrt builds it (0
 def test_every_dim_kind_gets_the_same_profile_fresh_and_loaded(kind: str) -> None:
     fresh = _apply(_program(KINDS[kind]()))
     loaded = _apply(_loaded(_program(KINDS[kind]())))
-    assert [(p.min, p.opt, p.max) for p in fresh][0] == EXPECTED[kind]
+    assert (fresh[0].min, fresh[0].opt, fresh[0].max) == EXPECTED[kind]
     assert [(p.min, p.opt, p.max) for p in loaded] == [(p.min, p.opt, p.max) for p in fresh]
     for p in fresh:
         assert p.min <= p.opt <= p.max
