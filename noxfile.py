@@ -111,10 +111,10 @@ def trt(session: nox.Session, torch_tensorrt: str) -> None:
 
 
 #: torch minors of the model zoo (one <= 2.4, one 2.6-2.9, the newest) and the model libraries each pairs with
-ZOO_PACKAGES = {
+ZOO_PACKAGES = {  # torchao where a release pairs with the torch (its quantized-weight programs)
     "2.4": ["torchvision==0.19.1", "timm", "transformers<4.50"],
-    "2.8": ["torchvision==0.23.0", "timm", "transformers"],
-    "2.15": ["torchvision==0.29.2", "timm", "transformers"],
+    "2.8": ["torchvision==0.23.0", "timm", "transformers", "torchao==0.13.0"],
+    "2.15": ["torchvision==0.29.2", "timm", "transformers", "torchao"],
 }
 
 

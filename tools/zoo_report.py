@@ -37,6 +37,10 @@ def render(folder: str) -> str:
         "A cell is `ok` (every probe: same output, or refused where torch refuses), `same refusal as torch`",
         "(torch cannot export it either) or a trtshim-only failure. `n/m`: probe verdicts ok / same refusal.",
         "`strict=False`: torch's default strict export refused it (torch <= 2.4), so both exported non-strictly.",
+        "Stateful programs (KV-cache decode loops, quantized weights) are called step by step (`n steps`):",
+        "outputs, buffers and the caller's tensors after every call, in process, and the outputs again in a",
+        "fresh process; `training IR`: torch's `run_decompositions` failed on the program and trtshim kept",
+        "the program `torch.export.export` returned (`DecompositionFallbackWarning`).",
         "",
         "| model | " + " | ".join(f"torch {versions[line]}" for line in lines_) + " |",
         "|---|" + "---|" * len(lines_),
@@ -52,6 +56,8 @@ def render(folder: str) -> str:
             totals[row["verdict"]] += 1
             probes = row.get("probes") or {}
             extra = f" ({probes.get('ok', 0)}/{probes.get('same refusal as torch', 0)})" if probes else ""
+            extra += f", {row['steps']} steps" if row.get("steps") else ""
+            extra += f", {row['ir']} IR" if row.get("ir") == "training" else ""
             extra += ", strict=False" if row.get("strict_false") else ""
             cells.append(MARK[row["verdict"]] + extra)
         out.append(f"| {model} | " + " | ".join(cells) + " |")

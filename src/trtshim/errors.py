@@ -127,6 +127,10 @@ class BackendFallbackWarning(TrtShimWarning):
     """backend='auto' could not use TensorRT and fell back to the torch-only backend."""
 
 
+class EngineCacheWarning(TrtShimWarning):
+    """An engine cache entry failed its checks (corrupt, foreign, old format); it was removed and rebuilt."""
+
+
 class DimBoundWarning(TrtShimWarning):
     """A dim without a max was bounded for the TensorRT engine (``unbounded_dim_max``); the module
     refuses sizes beyond the bound."""

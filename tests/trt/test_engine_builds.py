@@ -155,3 +155,27 @@ def test_a_generic_builder_error_carries_tensorrts_logged_cause(ttrt) -> None:
     text = tensorrt_backend._cause(exc, records)
     assert text.startswith("RuntimeError: TensorRT build_serialized_network returned None")
     assert "logged cause: IOptimizationProfile::isValid: Error Code 4" in text
+
+
+def test_the_engine_cache_stores_only_what_was_built(set_shapes, tmp_path) -> None:
+    """Through the real builder: without a GPU the engine cannot be deserialized, so the build fails
+    after TensorRT built the plan, and the cache stores nothing (a failed build is never an entry)."""
+    from trtshim.compat.backends.engine_cache import SUFFIX, EngineCache, cached
+
+    source = tensorrt_backend.export_source(
+        Net().eval(), (torch.randn(4, 8),), {}, env=compat.detect(), dynamic_shapes=None, precision="fp32",
+        options={"min_block_size": 1},
+    )
+    log = BuildLog()
+
+    def build() -> Any:
+        return tensorrt_backend.compile_exported(source.program, env=compat.detect(), options=source.options, builds=log)
+
+    store = EngineCache(str(tmp_path))
+    key = lambda: store.key(source.program, compat.detect(), tensorrt_backend.build_device(), how={})  # noqa: E731
+    if torch.cuda.is_available():
+        pytest.skip("engines deserialize here: the GPU session covers the cache's hits")
+    with pytest.raises(errors.CompileError, match="deserializeCudaEngine"):
+        cached(store, key, build)
+    assert len(log.builds) == 1 and log.builds[0].nbytes  # TensorRT built a plan
+    assert not list(tmp_path.glob(f"*{SUFFIX}")) and not list(tmp_path.glob("*.tmp"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ def compile(
     precision: str = "fp32",
     torch_executed_ops: Sequence[str] = (),
     example_kwargs: dict[str, Any] | None = None,
+    cache: str | os.PathLike[str] | None = None,
     **backend_options: Any,
 ) -> CompiledModule:
     """Compile ``model`` for deployment, the same way on every supported torch / torch_tensorrt.
@@ -34,6 +36,8 @@ def compile(
     ``BackendFallbackWarning``), ``"export"`` (torch-only) or ``"tensorrt"``.
     ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
     ``torch_executed_ops``: ops that must stay in PyTorch (every op does on the export backend).
+    ``cache``: a folder for trtshim's engine cache (tensorrt backend; ``compat.backends.engine_cache``):
+    a hit skips the TensorRT build, ``module.from_cache`` says which it was.
     ``backend_options``: backend specific; an unknown one is an error, never dropped.
     """
     from trtshim.compat.backends import export as export_backend
@@ -53,6 +57,8 @@ def compile(
     env = detect()
     kwargs = dict(example_kwargs or {})
     if name != "tensorrt":
+        if cache is not None:
+            raise OptionError(f"cache= is for TensorRT engines; the {name} backend builds none")
         program, ir = export_backend.export(
             model,
             args,
@@ -72,37 +78,56 @@ def compile(
         )
         compiled.program_ir = ir
         return compiled
+    from trtshim.compat.backends import engine_cache
     from trtshim.compat.backends import tensorrt as tensorrt_backend
     from trtshim.compat.backends.engine_builds import BuildLog
 
     report = select(env, REGISTRY, stages=("export", "compile", "hybrid", "call"))
-    builds = BuildLog()
-    program, source = tensorrt_backend.compile_program(
-        model,
-        args,
-        kwargs,
-        env=env,
-        dynamic_shapes=dynamic_shapes,
-        precision=precision,
-        torch_executed_ops=tuple(torch_executed_ops),
-        options=dict(backend_options),
-        fixes=report,
-        builds=builds,
+    source = tensorrt_backend.export_source(
+        model, args, kwargs, env=env, dynamic_shapes=dynamic_shapes, precision=precision, options=backend_options
     )
-    names = dim_names(model, args, kwargs, dynamic_shapes, source)
-    module = CompiledModule(
-        program,
-        backend=name,
-        environment=env,
-        fixes=report,
-        dim_names=names,
-        input_paths=input_paths(model, args, kwargs),
-    )
-    module.engine_options = tensorrt_backend.engine_record(backend_options, builds)
-    module.source_program = source
-    module.compile_options = {
+    paths = input_paths(model, args, kwargs)
+    how = {
         "precision": precision,
         "torch_executed_ops": list(torch_executed_ops),
         "options": {k: v for k, v in backend_options.items() if k != "strict"},
     }
+    builds = BuildLog()
+
+    def build() -> CompiledModule:
+        program = tensorrt_backend.compile_exported(
+            source.program,
+            env=env,
+            precision=precision,
+            torch_executed_ops=tuple(torch_executed_ops),
+            options=source.options,
+            args=args,
+            fixes=report,
+            builds=builds,
+            dim_names=source.dim_names,
+        )
+        module = CompiledModule(
+            program, backend=name, environment=env, fixes=report, dim_names=source.dim_names, input_paths=paths
+        )
+        module.engine_options = tensorrt_backend.engine_record(backend_options, builds)
+        return module
+
+    store = engine_cache.EngineCache.of(cache)
+    module, hit = engine_cache.cached(
+        store,
+        key=lambda: store.key(  # type: ignore[union-attr]
+            source.program, env, tensorrt_backend.build_device(), how=how, dim_names=source.dim_names, paths=paths
+        ),
+        build=build,
+    )
+    if hit:
+        module.engine_options = tensorrt_backend.recorded_engine(module.manifest)
+        tensorrt_backend.announce_dropped(
+            tensorrt_backend.dropped_in_record(module.engine_options),
+            str(backend_options.get("on_dropped_flag", "warn")),
+            env,
+        )
+    module.source_program = source.program
+    module.compile_options = how
+    module.from_cache = hit
     return module

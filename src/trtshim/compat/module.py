@@ -55,6 +55,7 @@ class CompiledModule(nn.Module):
         self.engine_options: dict[str, Any] = {}  # TensorRT build flags the manifest records (SE-6)
         self.source_program: ExportedProgram | None = None  # before TensorRT compilation (include_source)
         self.compile_options: dict[str, Any] = {}  # how it was compiled, to recompile from the source
+        self.from_cache = False  # compile(..., cache=DIR) found its engines in the cache
         # "inference" | "training" where trtshim exported it (the manifest's ``ir`` after a load)
         self.program_ir: str | None = (manifest or {}).get("ir")
         # The graph module is not registered as a child: its placeholders are bound here instead.

@@ -47,6 +47,55 @@ class CompileJob:
     keep: dict[str, str] = field(default_factory=dict)  # op -> why it runs in PyTorch
 
 
+@dataclass(frozen=True)
+class Source:
+    """The exported program TensorRT builds from, its Dim names, and the options for the build."""
+
+    program: ExportedProgram
+    dim_names: dict[str, str]
+    options: dict[str, Any]
+
+
+def export_source(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    env: Environment,
+    dynamic_shapes: Any,
+    precision: str,
+    options: dict[str, Any],
+) -> Source:
+    """Export ``model`` for TensorRT (training IR: dynamo.compile decomposes it itself) with every dynamic
+    dim's profile made explicit (``profiles.apply``); options are checked before anything runs."""
+    if env.torch_tensorrt is None:
+        raise BackendUnavailableError("torch_tensorrt is not installed")
+    options = dict(options)
+    strict = options.pop("strict", None)
+    tensorrt_api.translate(
+        env.torch_tensorrt.raw, precision=precision, options=_builder_options(dict(options))[0]
+    )  # fail fast on options
+    program = export_backend.export(
+        model,
+        args,
+        kwargs,
+        env=env,
+        dynamic_shapes=dynamic_shapes,
+        precision="fp32",
+        # dynamo.compile runs its own run_decompositions: a training-IR program is what it expects,
+        # and decomposing to inference IR first doubled the whole compile (measured, torch 2.14)
+        options={"strict": strict, "ir": "training"},
+    ).program
+    names = dim_names(model, args, kwargs, dynamic_shapes, program)
+    profiles.apply(
+        program,
+        unbounded_max=options.get("unbounded_dim_max", profiles.DEFAULT_UNBOUNDED_MAX),
+        opt=options.get("opt"),
+        dim_names=names,
+    )
+    return Source(program, names, options)
+
+
 def compile_program(
     model: torch.nn.Module,
     args: tuple[Any, ...],
@@ -61,36 +110,21 @@ def compile_program(
     builds: BuildLog | None = None,
 ) -> tuple[ExportedProgram, ExportedProgram]:
     """(the TensorRT program, the exported source it was built from); ``builds`` gets what the builder did."""
-    if env.torch_tensorrt is None:
-        raise BackendUnavailableError("torch_tensorrt is not installed")
-    options = dict(options)
-    strict = options.pop("strict", None)
-    tensorrt_api.translate(
-        env.torch_tensorrt.raw, precision=precision, options=_builder_options(dict(options))[0]
-    )  # fail fast on options
-    source = export_backend.export(
-        model,
-        args,
-        kwargs,
-        env=env,
-        dynamic_shapes=dynamic_shapes,
-        precision="fp32",
-        # dynamo.compile runs its own run_decompositions: a training-IR program is what it expects,
-        # and decomposing to inference IR first doubled the whole compile (measured, torch 2.14)
-        options={"strict": strict, "ir": "training"},
-    ).program
+    source = export_source(
+        model, args, kwargs, env=env, dynamic_shapes=dynamic_shapes, precision=precision, options=options
+    )
     program = compile_exported(
-        source,
+        source.program,
         env=env,
         precision=precision,
         torch_executed_ops=torch_executed_ops,
-        options=options,
+        options=source.options,
         args=args,
         fixes=fixes,
         builds=builds,
-        dim_names=dim_names(model, args, kwargs, dynamic_shapes, source),
+        dim_names=source.dim_names,
     )
-    return program, source
+    return program, source.program
 
 
 def engine_record(requested: dict[str, Any], builds: BuildLog) -> dict[str, Any]:
@@ -107,6 +141,19 @@ def engine_record(requested: dict[str, Any], builds: BuildLog) -> dict[str, Any]
         "engines": engines,
         "device": build_device(),
     }
+
+
+def recorded_engine(manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """``engine_record``'s fields as an artifact's manifest holds them (a cached module's engines)."""
+    engine = (manifest or {}).get("engine") or {}
+    keys = ("version_compatible", "hardware_compatible", "refit", "requested", "engines", "device")
+    return {k: engine[k] for k in keys if k in engine}
+
+
+def dropped_in_record(record: dict[str, Any]) -> dict[str, str]:
+    """Options a record's engines were asked for and built without."""
+    requested = record.get("requested") or {}
+    return {k: "what the cached engine was built with" for k, v in requested.items() if v and not record.get(k)}
 
 
 def build_device() -> dict[str, Any] | None:
@@ -233,7 +280,11 @@ def _builder_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
 
 def _check_dropped(log: BuildLog, requested: dict[str, Any], on_dropped: str, env: Environment) -> None:
-    dropped = log.dropped(requested)
+    announce_dropped(log.dropped(requested), on_dropped, env)
+
+
+def announce_dropped(dropped: dict[str, str], on_dropped: str, env: Environment) -> None:
+    """A requested option the engines lack: ``DroppedFlagWarning``, or CompileError (``on_dropped='refuse'``)."""
     if not dropped:
         return
     flavour = f"{env.torch_tensorrt_flavour} {env.torch_tensorrt.raw if env.torch_tensorrt else ''}".strip()
