@@ -62,7 +62,7 @@ def deprecated_alias(target: F, name: str, *, since: str, removed_in: str, modul
     if isinstance(target, type):
         cls: Any = type(name, (target,), {"__init__": _warning_init(target, entry), "__doc__": entry.message()})
         cls.__module__ = module or target.__module__
-        return cls  # type: ignore[no-any-return]
+        return cls
 
     @functools.wraps(target)
     def alias(*args: Any, **kwargs: Any) -> Any:
@@ -76,7 +76,7 @@ def deprecated_alias(target: F, name: str, *, since: str, removed_in: str, modul
 def _warning_init(base: type, entry: Deprecation) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         warnings.warn(entry.message(), TrtShimDeprecationWarning, stacklevel=2)
-        base.__init__(self, *args, **kwargs)
+        base.__init__(self, *args, **kwargs)  # type: ignore[misc]
 
     return __init__
 
