@@ -12,6 +12,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``artifacts``: save under every torch minor, load under every minor: the cross-version table.
 * ``fuzz(torch=X.Y)``: 2,000 damaged and hostile artifacts through ``compat.load`` (2.4 and 2.13).
 * ``zoo(torch=X.Y)``: torchvision / timm / transformers models against torch's own round trip; ``zoo_report``.
+* ``cpp``: the C++ example loads an archive written by ``compat.save`` (inductor backend) and runs it.
 * ``demo``, ``lint``, ``typecheck``.
 """
 
@@ -149,6 +150,15 @@ def zoo(session: nox.Session, torch: str) -> None:
         os.remove(rows)
     env = {**env, "TRTSHIM_ZOO": "1", "TRTSHIM_RESULTS": RESULTS, "HF_HUB_OFFLINE": "1"}
     run_suite(session, f"zoo-{torch}", "tests/zoo", "-rf", *session.posargs, env=env)
+
+
+@nox.session(python="3.11")
+def cpp(session: nox.Session) -> None:
+    """examples/cpp: a model compiled by the inductor backend, saved by compat.save, loaded and run by
+    libtorch's C++ AOTIModelPackageLoader (built with g++ against the wheel), outputs compared with eager."""
+    install_torch(session, DEFAULT_TORCH)
+    session.install("-e", ".", env=uv_env(session))
+    session.run("python", "examples/cpp/run.py", env=uv_env(session))
 
 
 @nox.session(venv_backend="none")

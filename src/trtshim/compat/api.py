@@ -33,7 +33,8 @@ def compile(
     """Compile ``model`` for deployment, the same way on every supported torch / torch_tensorrt.
 
     ``backend``: ``"auto"`` (TensorRT when it can run here, else ``"export"``, announced with a
-    ``BackendFallbackWarning``), ``"export"`` (torch-only) or ``"tensorrt"``.
+    ``BackendFallbackWarning``), ``"export"`` (torch-only), ``"tensorrt"`` or ``"inductor"`` (an
+    AOTInductor package: compiled code, torch >= 2.8; option ``inductor_configs``).
     ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
     ``torch_executed_ops``: ops that must stay in PyTorch (every op does on the export backend).
     ``cache``: a folder for trtshim's engine cache (tensorrt backend; ``compat.backends.engine_cache``):
@@ -59,6 +60,17 @@ def compile(
     if name != "tensorrt":
         if cache is not None:
             raise OptionError(f"cache= is for TensorRT engines; the {name} backend builds none")
+        if name == "inductor":
+            from trtshim.compat.backends import inductor
+
+            inductor.check_available(env)
+            unknown = sorted(set(backend_options) - set(export_backend.OPTIONS) - set(inductor.OPTIONS))
+            if unknown:
+                raise OptionError(
+                    f"the inductor backend does not take option(s) {', '.join(unknown)}",
+                    f"its options are: {', '.join((*export_backend.OPTIONS, *inductor.OPTIONS))}",
+                )
+        export_options = {k: v for k, v in backend_options.items() if name != "inductor" or k not in inductor.OPTIONS}
         program, ir = export_backend.export(
             model,
             args,
@@ -66,8 +78,10 @@ def compile(
             env=env,
             dynamic_shapes=dynamic_shapes,
             precision=precision,
-            options=backend_options,
+            options=export_options,
         )
+        if name == "inductor":
+            return _packaged(model, args, kwargs, dynamic_shapes, program, ir, env, backend_options)
         compiled = CompiledModule(
             program,
             backend=name,
@@ -130,4 +144,39 @@ def compile(
     module.source_program = source.program
     module.compile_options = how
     module.from_cache = hit
+    return module
+
+
+def _packaged(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    dynamic_shapes: Any,
+    program: Any,
+    ir: str,
+    env: Any,
+    options: dict[str, Any],
+) -> CompiledModule:
+    """The inductor backend: AOTInductor's compiled files for ``program``, loaded to run the calls."""
+    import tempfile
+
+    from trtshim.compat.backends import inductor
+    from trtshim.compat.module import PackagedModule
+
+    files = inductor.compile_files(program, {k: v for k, v in options.items() if k in inductor.OPTIONS})
+    with tempfile.TemporaryDirectory(prefix="trtshim-aoti-") as folder:  # the runner loads from a package
+        path = os.path.join(folder, "model.pt2")
+        inductor.write_archive(path, program, files, {})
+        runner = inductor.load_runner(path)
+    module = PackagedModule(
+        program,
+        runner,
+        files,
+        environment=env,
+        fixes=select(env, REGISTRY, stages=("export", "call")),
+        dim_names=dim_names(model, args, kwargs, dynamic_shapes, program),
+        input_paths=input_paths(model, args, kwargs),
+    )
+    module.program_ir = ir
+    module.compile_options = {"options": {k: v for k, v in options.items() if k in inductor.OPTIONS}}
     return module

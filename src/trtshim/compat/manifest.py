@@ -90,7 +90,10 @@ def verify_checksums(path: str | os.PathLike[str]) -> None:
 
 
 def archive_kind(names: list[str]) -> str:
-    """``"torch.export"``, ``"torchscript"`` or ``"unknown"`` from the entry names of a zip."""
+    """``"aoti"`` (a PT2 archive holding AOTInductor code), ``"torch.export"``, ``"torchscript"`` or
+    ``"unknown"`` from the entry names of a zip."""
+    if any("data/aotinductor/" in n for n in names):
+        return "aoti"
     if any(n.endswith(m) or m in n for n in names for m in _EXPORT_MARKERS):
         return "torch.export"
     if any(n.endswith("constants.pkl") or "/code/" in n for n in names):
@@ -105,7 +108,7 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, 
     with zf:
         kind = archive_kind(names)
         if kind == "unknown":
-            raise NotAnArtifactError(f"{path} is a zip archive, but not a torch.export or TorchScript one")
+            raise NotAnArtifactError(f"{path} is a zip archive, but not a torch.export, AOTInductor or TorchScript one")
         entries = [n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_NAME]
         if not entries:
             return None, kind

@@ -199,6 +199,21 @@ class CompiledModule(nn.Module):
         return f"backend={self._backend!r}, inputs={len(self.input_specs)}, parameters={n}"
 
 
+class PackagedModule(CompiledModule):
+    """A ``CompiledModule`` whose calls run AOTInductor's compiled code (``backend="inductor"``): the
+    program still gives the input contract, the manifest's facts and what ``save`` writes."""
+
+    def __init__(self, program: ExportedProgram, runner: Any, files: list[str], **kwargs: Any) -> None:
+        super().__init__(program, backend="inductor", **kwargs)
+        self._runner = runner
+        self.aoti_files = list(files)  # the compiled files ``save`` packages with the program
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        flat: Any = args if self._flat_call and not kwargs else self._binder.flatten(args, kwargs)
+        self._contract.check(flat, self._device)
+        return self._runner(*args, **kwargs)
+
+
 class ScriptedModule(nn.Module):
     """A TorchScript artifact loaded by ``load``: the ScriptModule plus the same facts as CompiledModule."""
 

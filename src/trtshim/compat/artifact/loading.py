@@ -18,10 +18,11 @@ from trtshim.compat import program as prog
 from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.checks import allowed_imports, check_compatible, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import export_schema_version
+from trtshim.compat.backends import inductor
 from trtshim.compat.environment import Environment, detect
 from trtshim.compat.input_specs import dim_names_of_manifest, paths_of_manifest
 from trtshim.compat.manifest import read_manifest, read_member, verify_checksums
-from trtshim.compat.module import CompiledModule, ScriptedModule
+from trtshim.compat.module import CompiledModule, PackagedModule, ScriptedModule
 from trtshim.compat.serial import serialized
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
@@ -85,6 +86,14 @@ def load(
             f"{path} is a TorchScript archive: it holds code, which runs when it is loaded and called",
             "load(path, trust_code=True) if you trust where it came from; torch.export archives hold no code",
         )
+    if kind == "aoti":
+        if not trust_code and public_key is None:
+            raise UnsafeArtifactError(
+                f"{path} holds AOTInductor code (a native library), which runs when it is loaded",
+                "load(path, trust_code=True) if you trust where it came from, or pass public_key= to require "
+                "a signature by a key you trust",
+            )
+        inductor.check_members(path)
     check = integrity.begin(path, manifest) if verify or public_key is not None else None
     if public_key is not None:
         if check is None:
@@ -141,6 +150,8 @@ def _load_checked(
     if kind == "torchscript":
         finish()
         return _load_script(path, manifest, env, device)
+    if kind == "aoti":
+        _check_same_torch(path, manifest)
     # before torch unpickles anything: no code from the file runs
     pickle_scan.check_archive(path, allowed_modules=allowed_imports(allow_imports))
     try:
@@ -167,6 +178,8 @@ def _load_checked(
             ArtifactUpgradeWarning,
         )
     backend = manifest.get("backend", "export") if manifest else "export"
+    if kind == "aoti":  # every digest has matched (finish): only now may its code run
+        return _load_package(path, program, env, fixes, manifest, device)
     try:
         module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
     except TrtShimError:
@@ -178,6 +191,42 @@ def _load_checked(
         ) from exc
     if device is not None:
         module.to(device)
+    return module
+
+
+def _check_same_torch(path: str, manifest: dict[str, Any] | None) -> None:
+    """AOTInductor code runs on the torch that compiled it (its ABI); refuse any other before loading it."""
+    saved = str(((manifest or {}).get("environment") or {}).get("torch") or "")
+    if not saved:
+        raise IncompatibleArtifactError(
+            f"{path} holds AOTInductor code but no trtshim manifest says which torch compiled it",
+            "compile it again with compat.compile(..., backend='inductor')",
+        )
+    if saved.split("+")[0] != torch.__version__.split("+")[0]:
+        raise IncompatibleArtifactError(
+            f"{path} holds AOTInductor code compiled by torch {saved}; this is torch {torch.__version__}",
+            f"load it on torch {saved.split('+')[0]}, or compile it again here",
+        )
+
+
+def _load_package(
+    path: str,
+    program: Any,
+    env: Environment,
+    fixes: FixReport,
+    manifest: dict[str, Any] | None,
+    device: str | torch.device | None,
+) -> CompiledModule:
+    built_for = str(((manifest or {}).get("aoti") or {}).get("device") or "cpu")
+    if device is not None and torch.device(device) != torch.device(built_for):
+        raise IncompatibleArtifactError(
+            f"{path} holds AOTInductor code compiled for {built_for}; device={str(device)!r} was asked for",
+            f"load it with device={built_for!r}, or compile it again on that device",
+        )
+    module = PackagedModule(
+        program, inductor.load_runner(path), [], environment=env, fixes=fixes, manifest=manifest
+    )
+    module.aoti_files = inductor.extracted_files(path, module)
     return module
 
 

@@ -53,6 +53,7 @@ EXPORTERS = {
     "program": "the caller's ExportedProgram, as given",
     "hybrid": "trtshim.compat.hybrid.export_hybrid",
     "tensorrt": "trtshim.compat.hybrid.export_hybrid",
+    "inductor": "torch.export.export + torch._inductor.aot_compile",
 }
 
 
@@ -61,7 +62,7 @@ def build_manifest(module: CompiledModule, fixes: FixReport) -> dict[str, Any]:
     ep = module.program
     ran = {d.fix.id for d in module.fix_report.decisions}
     manifest = {
-        **manifest_header(module.environment, module.backend, "torch.export"),
+        **manifest_header(module.environment, module.backend, "aoti" if module.backend == "inductor" else "torch.export"),
         "export_schema": export_schema_version(),
         "exporter": EXPORTERS.get(module.backend, "torch.export"),
         "ir": module.program_ir,

@@ -16,7 +16,7 @@ from trtshim.compat.artifact.record import build_manifest, manifest_header, scri
 from trtshim.compat.environment import detect
 from trtshim.compat.input_names import recorded_dim_names
 from trtshim.compat.manifest import MANIFEST_NAME
-from trtshim.compat.module import CompiledModule
+from trtshim.compat.module import CompiledModule, PackagedModule
 from trtshim.compat.serial import serialized
 from trtshim.errors import ArtifactError, OptionError, TrtShimError, first_line
 from trtshim.fixes import FixReport, active
@@ -98,6 +98,8 @@ def save(
     manifest = build_manifest(module, fixes)
     extra: dict[str, str] = {}
     if include_source if include_source is not None else module.backend == "tensorrt":
+        if isinstance(module, PackagedModule):
+            raise OptionError("include_source is for TensorRT engines; an AOTInductor archive holds its program already")
         source = _saved(module.source_program, fixes) if module.source_program is not None else program
         buf = io.BytesIO()
         _torch_save(source, buf)
@@ -107,10 +109,33 @@ def save(
             "bytes": len(buf.getvalue()),
             "compile": module.compile_options,
         }
+    if isinstance(module, PackagedModule):
+        return _save_package(module, program, path, manifest, extra, target_torch)
     if target_torch is not None and target_torch != _line():
         return _save_for(program, path, manifest, extra, target_torch)
     extra[MANIFEST_NAME] = json.dumps(manifest, indent=1)
     return write_atomically(path, lambda fh: _torch_save(program, fh, extra_files=extra))
+
+
+def _save_package(
+    module: PackagedModule, program: Any, path: str, manifest: dict[str, Any], extra: dict[str, str], target: str | None
+) -> str:
+    """An AOTInductor module: its program and compiled files in one PT2 archive (``backends.inductor``)."""
+    from trtshim.compat.backends import inductor
+
+    if target is not None and target != _line():
+        raise OptionError(
+            f"target_torch={target!r}: AOTInductor code runs only on the torch that compiled it ({torch.__version__})",
+            "save the program for the older torch instead (backend='export')",
+        )
+    if extra:
+        raise OptionError("include_source is for TensorRT engines; an AOTInductor archive holds its program already")
+    manifest["aoti"] = {
+        "files": sorted(os.path.basename(f) for f in module.aoti_files),
+        "device": str(module.device) if module.device is not None else "cpu",
+    }
+    files = {MANIFEST_NAME: json.dumps(manifest, indent=1)}
+    return write_atomically(path, lambda fh: inductor.write_archive(fh, program, module.aoti_files, files))
 
 
 def _line() -> str:

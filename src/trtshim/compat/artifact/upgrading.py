@@ -57,6 +57,11 @@ def plan_upgrade(path: str | os.PathLike[str]) -> UpgradePlan:
     """Whether and how ``path`` loads on this torch, reading only its manifest and program record."""
     path = os.fspath(path)
     manifest, kind = read_manifest(path)
+    if kind == "aoti":
+        raise IncompatibleArtifactError(
+            f"{path} holds AOTInductor code, which runs only on the torch that compiled it: it cannot be upgraded",
+            "compile it again on the new torch (compat.compile(..., backend='inductor'))",
+        )
     if kind != "torch.export":
         raise UnsafeArtifactError(
             f"{path} is a {kind} archive; only torch.export archives are upgraded", "re-export the model"

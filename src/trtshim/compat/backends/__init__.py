@@ -6,7 +6,7 @@ import threading
 
 from trtshim.errors import BackendFallbackWarning, BackendUnavailableError, OptionError, announce
 
-NAMES = ("auto", "export", "tensorrt")
+NAMES = ("auto", "export", "tensorrt", "inductor")
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -26,7 +26,7 @@ def resolve(name: str) -> str:
     """The concrete backend for ``name``; ``"auto"`` announces a fallback once per reason."""
     if name not in NAMES:
         raise OptionError(f"unknown backend {name!r}", f"choose one of {', '.join(NAMES)}")
-    if name == "export":
+    if name in ("export", "inductor"):
         return name
     ok, why = tensorrt_usable()
     if ok:

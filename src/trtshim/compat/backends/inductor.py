@@ -1,0 +1,114 @@
+"""The AOTInductor backend: compiled code (a shared library per model) where TensorRT does not run.
+
+trtshim exports the model (inference IR, every default explicit), compiles it with AOTInductor
+(``torch._inductor.aot_compile`` with ``aot_inductor.package``) and keeps the program beside the compiled
+files: the program gives the module its input contract and the manifest its facts, the compiled files
+run the calls. ``save`` writes both into one PT2 archive with ``package_pt2`` (torch >= 2.8), the format
+``torch._inductor.aoti_load_package`` and C++ ``AOTIModelPackageLoader`` read, so a file written by
+``compat.save`` loads in C++ as it is. Earlier torch minors write AOTInductor packages of another layout
+that holds no program; there the backend is ``BackendUnavailableError``.
+
+A package holds native code: ``load`` treats it as code (``trust_code=True`` or a valid signature), after
+checking every member's digest and name, before anything is extracted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+import zipfile
+from typing import Any
+
+import torch
+
+from trtshim.compat.environment import Environment
+from trtshim.compat.gates import requires
+from trtshim.errors import (
+    BackendUnavailableError,
+    CompileError,
+    CorruptedArtifactError,
+    OptionError,
+    first_line,
+)
+
+FIRST_TORCH = "2.8"  # package_pt2 with exported programs and AOTInductor files in one archive
+OPTIONS = ("inductor_configs",)
+MODEL = "model"
+AOTI_DIR = "data/aotinductor/"
+
+
+def check_available(env: Environment) -> None:
+    if not requires(f"torch>={FIRST_TORCH}", env=env):
+        raise BackendUnavailableError(
+            f"the inductor backend needs torch >= {FIRST_TORCH} (one PT2 archive holding the program and its "
+            f"AOTInductor code); this is torch {env.torch.raw if env.torch else '?'}",
+            "use backend='export' here, or torch._inductor.aoti_compile_and_package directly",
+        )
+
+
+def compile_files(program: Any, options: dict[str, Any]) -> list[str]:
+    """AOTInductor's compiled files for ``program`` (paths in inductor's output folder)."""
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise OptionError(
+            f"the inductor backend does not take option(s) {', '.join(unknown)}", f"its options are: {', '.join(OPTIONS)}"
+        )
+    configs = {**dict(options.get("inductor_configs") or {}), "aot_inductor.package": True}
+    args, kwargs = program.example_inputs or ((), {})
+    try:
+        gm = program.module(check_guards=False) if requires("torch>=2.9") else program.module()
+        files: Any = torch._inductor.aot_compile(gm, args, kwargs, options=configs)
+    except Exception as exc:
+        raise CompileError(f"AOTInductor failed: {type(exc).__name__}: {first_line(exc)}") from exc
+    return [f for f in files if isinstance(f, str) and f]
+
+
+def write_archive(fh: Any, program: Any, files: list[str], extra_files: dict[str, str]) -> None:
+    """The program and its compiled files in one PT2 archive (``package_pt2``)."""
+    from torch.export.pt2_archive._package import package_pt2
+
+    aoti: Any = {MODEL: files}
+    package_pt2(fh, exported_programs={MODEL: program}, aoti_files=aoti, extra_files=extra_files)
+
+
+def is_package(names: list[str]) -> bool:
+    return any(f"/{AOTI_DIR}" in n or n.startswith(AOTI_DIR) for n in names)
+
+
+def check_members(path: str) -> None:
+    """Refuse a package whose compiled members could land outside the folder they are extracted to."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+                raise CorruptedArtifactError(
+                    f"{path} holds the member {name!r}, which would be extracted outside its folder",
+                    "the file was crafted or damaged; do not load it",
+                )
+
+
+def extracted_files(path: str, owner: Any) -> list[str]:
+    """The compiled files of the package at ``path``, extracted into a folder that lives as long as
+    ``owner`` (``save`` of a loaded module writes them again)."""
+    folder = tempfile.mkdtemp(prefix="trtshim-aoti-")
+    weakref.finalize(owner, shutil.rmtree, folder, True)
+    out = []
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if f"/{AOTI_DIR}{MODEL}/" in name or name.startswith(f"{AOTI_DIR}{MODEL}/"):
+                target = os.path.join(folder, os.path.basename(name))
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                out.append(target)
+    return out
+
+
+def load_runner(path: str) -> Any:
+    """The compiled model of the package at ``path`` (this runs its native code)."""
+    try:
+        return torch._inductor.aoti_load_package(path)
+    except Exception as exc:
+        raise CompileError(f"torch could not load the AOTInductor package {path}: {type(exc).__name__}: {first_line(exc)}") from exc
