@@ -111,6 +111,22 @@ def trt(session: nox.Session, torch_tensorrt: str) -> None:
     run_suite(session, f"trt-{torch_tensorrt}", "tests/trt", *session.posargs, env=env)
 
 
+@trtshim_nox.matrix_session(rows="ci")
+def row(session: nox.Session, row: rows.Row) -> None:
+    """One row of ``trtshim matrix`` (what the CI workflow's matrix jobs run): a torch row runs the
+    torch-level suite, a TensorRT row the trt suite and, where TensorRT engines run, the GPU suite."""
+    trtshim_nox.install(session, row)
+    env = trtshim_nox.uv_env(session, row)
+    session.install("-e", ".[test]", env=env)
+    if not row.torch_tensorrt:
+        line = ".".join(row.torch.split(".")[:2])
+        run_suite(session, f"matrix-{line}", "-m", "not network", *session.posargs, env=env)
+        return
+    run_suite(session, f"trt-{row.torch_tensorrt}", "tests/trt", *session.posargs, env=env)
+    if row.gpu:
+        session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "tests/gpu", "-rs", env=env)
+
+
 #: torch minors of the model zoo (one <= 2.4, one 2.6-2.9, the newest) and the model libraries each pairs with
 ZOO_PACKAGES = {  # torchao where a release pairs with the torch (its quantized-weight programs)
     "2.4": ["torchvision==0.19.1", "timm", "transformers<4.50"],
@@ -271,9 +287,10 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the project."""
-    session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "noxfile.py")
+    """ruff over the project; zizmor (offline audits) over the CI workflows, ours and the downstream example's."""
+    session.install("ruff", "zizmor")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "examples", "noxfile.py")
+    session.run("zizmor", "--offline", "--persona", "pedantic", ".github/workflows", "examples/downstream/ci.yml")
 
 
 @nox.session

@@ -119,7 +119,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     selected = rows.rows(args.rows)
     if args.format == "github":
         gpu = tuple(label.strip() for label in args.gpu_runner.split(",") if label.strip())
-        print(json.dumps(rows.github_matrix(selected, cpu_runner=args.cpu_runner, gpu_runner=gpu)))
+        print(json.dumps(rows.github_matrix(selected, cpu_runner=args.cpu_runner, gpu_runner=gpu, session=args.session)))
     else:
         _print_json([r.to_dict() for r in selected])
     return 0
@@ -293,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gpu-runner",
         default="self-hosted,linux,x64,gpu",
-        help="runs-on labels of GPU rows, comma-separated (default: self-hosted,linux,x64,gpu)",
+        help="runs-on labels of GPU rows, comma-separated (default: self-hosted,linux,x64,gpu; empty: no GPU rows)",
+    )
+    p.add_argument(
+        "--session",
+        default="tests",
+        help="the name of your trtshim.nox.matrix_session function: each row's job runs session(row) (default: tests)",
     )
     p.set_defaults(func=cmd_matrix)
 

@@ -105,15 +105,23 @@ def rows(which: str = "ci", matrix: Matrix | None = None) -> list[Row]:
 
 
 def github_matrix(
-    selected: list[Row], *, cpu_runner: str = CPU_RUNNER, gpu_runner: tuple[str, ...] | str = GPU_RUNNER
+    selected: list[Row],
+    *,
+    cpu_runner: str = CPU_RUNNER,
+    gpu_runner: tuple[str, ...] | str = GPU_RUNNER,
+    session: str = "tests",
 ) -> dict[str, Any]:
     """A GitHub Actions ``strategy.matrix`` (``{"include": [...]}``): one job per row, GPU rows on
-    ``gpu_runner``, each with its pins as one install line and the index it needs."""
+    ``gpu_runner`` (left out where it is empty: no GPU runner), each with its pins as one install line,
+    the index it needs, and the nox session ``trtshim.nox.matrix_session`` makes of it (``session(row)``)."""
     include = []
     for row in selected:
+        if row.gpu and not gpu_runner:
+            continue
         include.append(
             {
                 "name": row.id,
+                "session": f"{session}({row.id})",
                 "runs-on": (gpu_runner if isinstance(gpu_runner, str) else list(gpu_runner)) if row.gpu else cpu_runner,
                 "python": row.python,
                 "torch": row.torch,
