@@ -46,3 +46,31 @@ def test_input_on_the_wrong_device_is_a_typed_error(small_cnn, example, compile_
     compiled = compile_quiet(_on_cuda(small_cnn), (example.cuda(),))
     with pytest.raises(InputMismatchError, match="is on cpu"):
         compiled(example)
+
+
+@pytest.mark.requires("torch>=2.8")
+def test_an_inductor_package_compiled_on_cuda_loads_in_a_fresh_process(small_cnn, example, tmp_path: Path) -> None:
+    """AOTInductor code for the GPU: compiled, saved, loaded by another process (trust_code), outputs equal
+    to eager on the GPU; a load asking for the CPU is refused before the code is loaded."""
+    import subprocess
+    import sys
+
+    from trtshim import errors
+
+    model, x = _on_cuda(small_cnn), example.cuda()
+    module = compat.compile(model, (x,), backend="inductor")
+    torch.testing.assert_close(module(x), model(x), rtol=1e-3, atol=1e-4)
+    path = compat.save(module, tmp_path / "cuda.pt2")
+    assert compat.read_manifest(path)[0]["aoti"]["device"].startswith("cuda")
+    torch.save((x.cpu(), model(x).detach().cpu()), tmp_path / "io.pt")
+    code = (
+        "import torch\nfrom trtshim import compat\n"
+        f"x, want = torch.load({str(tmp_path / 'io.pt')!r})\n"
+        f"m = compat.load({str(path)!r}, trust_code=True)\n"
+        "got = m(x.cuda())\n"
+        "print(got.device.type, torch.allclose(got.cpu(), want, rtol=1e-3, atol=1e-4))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.stdout.split() == ["cuda", "True"], out.stderr[-2000:]
+    with pytest.raises(errors.IncompatibleArtifactError, match="compiled for cuda"):
+        compat.load(path, trust_code=True, device="cpu")

@@ -2,14 +2,16 @@
 // libtorch's own AOTIModelPackageLoader and runs it: the file is torch's PT2 package, nothing of trtshim
 // is needed in C++. Reads the inputs from a file of raw float32 tensors and writes the outputs likewise.
 //
-// usage: load_package ARCHIVE INPUTS OUTPUTS
+// usage: load_package ARCHIVE INPUTS OUTPUTS [cpu|cuda]
 //   INPUTS / OUTPUTS: uint32 count, then per tensor: uint32 rank, int64 sizes[rank], float32 data.
+//   cuda: the inputs go to the GPU (a package compiled for CUDA), the outputs come back to the CPU.
 #include <ATen/ATen.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <string>
 #include <vector>
 
 namespace {
@@ -48,12 +50,18 @@ void write_tensors(const char* path, const std::vector<at::Tensor>& tensors) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: load_package ARCHIVE INPUTS OUTPUTS\n";
+  if (argc != 4 && argc != 5) {
+    std::cerr << "usage: load_package ARCHIVE INPUTS OUTPUTS [cpu|cuda]\n";
     return 2;
   }
+  const bool cuda = argc == 5 && std::string(argv[4]) == "cuda";
   torch::inductor::AOTIModelPackageLoader loader(argv[1]);
-  std::vector<at::Tensor> outputs = loader.run(read_tensors(argv[2]));
+  std::vector<at::Tensor> inputs = read_tensors(argv[2]);
+  if (cuda) {
+    for (auto& t : inputs) t = t.to(at::kCUDA);
+  }
+  std::vector<at::Tensor> outputs = loader.run(inputs);
+  for (auto& t : outputs) t = t.to(at::kCPU);
   write_tensors(argv[3], outputs);
   std::cout << "ran " << argv[1] << ": " << outputs.size() << " output(s), first of shape " << outputs[0].sizes()
             << "\n";

@@ -1,10 +1,13 @@
 """Build ``load_package.cpp`` against the installed torch wheel (its ``include`` and ``lib``), compile a
 model with trtshim's inductor backend, save it with ``compat.save``, run the C++ loader on the file and
-compare its outputs with eager. ``python examples/cpp/run.py [WORKDIR]``; exits non-zero on a mismatch.
+compare its outputs with eager. ``python examples/cpp/run.py [WORKDIR] [--device cuda]``; exits non-zero
+on a mismatch. With ``--device cuda`` the model is compiled for the GPU and the loader runs it there
+(linked against the wheel's CUDA libraries).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import struct
 import subprocess
@@ -20,7 +23,7 @@ from trtshim import compat
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def build(workdir: str) -> str:
+def build(workdir: str, cuda: bool = False) -> str:
     """``g++`` against the wheel's headers and libraries (the wheel's own C++ ABI flag)."""
     root = os.path.dirname(torch.__file__)
     binary = os.path.join(workdir, "load_package")
@@ -30,7 +33,7 @@ def build(workdir: str) -> str:
         os.path.join(HERE, "load_package.cpp"), "-o", binary,
         "-I", os.path.join(root, "include"), "-I", os.path.join(root, "include", "torch", "csrc", "api", "include"),
         "-L", os.path.join(root, "lib"), f"-Wl,-rpath,{os.path.join(root, 'lib')}",
-        "-ltorch", "-ltorch_cpu", "-lc10",
+        "-ltorch", "-ltorch_cpu", "-lc10", *(["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda"] if cuda else []),
     ]
     started = time.time()
     subprocess.run(cmd, check=True)
@@ -61,31 +64,37 @@ def read_tensors(path: str) -> list[torch.Tensor]:
     return out
 
 
-def main(workdir: str) -> int:
+def main(workdir: str, device: str = "cpu") -> int:
+    os.makedirs(workdir, exist_ok=True)
     torch.manual_seed(0)
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
         torch.nn.Linear(8, 4),
-    ).eval()
-    x = torch.randn(2, 3, 32, 32)
+    ).eval().to(device)
+    x = torch.randn(2, 3, 32, 32, device=device)
     compiled = compat.compile(model, (x,), backend="inductor", dynamic_shapes=({0: torch.export.Dim("batch", max=64)},))
     archive = compat.save(compiled, os.path.join(workdir, "model.pt2"))
-    binary = build(workdir)
+    binary = build(workdir, cuda=device == "cuda")
     probe = torch.randn(5, 3, 32, 32)
     write_tensors(os.path.join(workdir, "in.bin"), [probe])
-    run = subprocess.run([binary, archive, os.path.join(workdir, "in.bin"), os.path.join(workdir, "out.bin")],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [binary, archive, os.path.join(workdir, "in.bin"), os.path.join(workdir, "out.bin"), device],
+        capture_output=True, text=True,
+    )
     print(run.stdout.strip() or run.stderr.strip())
     if run.returncode != 0:
         return run.returncode
     (got,) = read_tensors(os.path.join(workdir, "out.bin"))
     with torch.no_grad():
-        want = model(probe)
+        want = model(probe.to(device)).cpu()
     error = (got - want).abs().max().item()
     print(f"C++ output vs eager: max abs error {error:.2e}")
     return 0 if error < 1e-4 else 1
 
 
 if __name__ == "__main__":
-    folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="trtshim-cpp-")
-    sys.exit(main(folder))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdir", nargs="?", default=None)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    opts = parser.parse_args()
+    sys.exit(main(opts.workdir or tempfile.mkdtemp(prefix="trtshim-cpp-"), opts.device))
