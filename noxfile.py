@@ -35,6 +35,27 @@ nox.options.sessions = ["tests"]
 nox.options.error_on_missing_interpreters = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: the CPythons besides 3.11 that the suite runs on (``pythons``); pyproject's requires-python claims these
+PYTHONS = ("3.10", "3.12", "3.13")
+
+
+def _local_pythons() -> None:
+    """Where pyenv holds interpreters whose shims fail for uv, put their folders on PATH (read from
+    ``pyenv root`` at run time); uv then finds them without downloading one."""
+    import glob
+    import shutil
+    import subprocess
+
+    if shutil.which("pyenv") is None:
+        return
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+    folders = [f for v in PYTHONS for f in sorted(glob.glob(os.path.join(root, "versions", f"{v}.*", "bin")))[-1:]]
+    if folders:
+        os.environ["PATH"] = os.pathsep.join([*folders, os.environ.get("PATH", "")])
+        os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+_local_pythons()
 RESULTS = os.environ.get("TRTSHIM_RESULTS", os.path.join(HERE, ".nox", "_results"))
 MATRIX = Matrix.load()
 DEFAULT_TORCH = "2.13.0"
@@ -109,6 +130,19 @@ def trt(session: nox.Session, torch_tensorrt: str) -> None:
     env = trtshim_nox.uv_env(session, row)
     session.install("-e", ".[test]", env=env)
     run_suite(session, f"trt-{torch_tensorrt}", "tests/trt", *session.posargs, env=env)
+
+
+@nox.session(python=list(PYTHONS))
+@nox.parametrize("end", ["oldest", "newest"])
+def pythons(session: nox.Session, end: str) -> None:
+    """The torch-level suite on another CPython, with the oldest and the newest torch minor that have a
+    wheel for it (rows.has_wheel)."""
+    python = str(session.python)
+    usable = [line for line in TORCH_LINES if rows.has_wheel(line, python, MATRIX)]
+    line = usable[0] if end == "oldest" else usable[-1]
+    install_torch(session, TORCH_VERSIONS[line])
+    session.install("-e", ".[test]", env=uv_env(session))
+    run_suite(session, f"python-{python}-{line}", "-m", "not network", *session.posargs, env=uv_env(session))
 
 
 @trtshim_nox.matrix_session(rows="ci")

@@ -116,7 +116,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     """The supported rows as a CI runner matrix (``--format github``) or as data (``--format json``)."""
     from trtshim.matrix import rows
 
-    selected = rows.rows(args.rows)
+    selected = rows.rows(args.rows, python=args.python)
     if args.format == "github":
         gpu = tuple(label.strip() for label in args.gpu_runner.split(",") if label.strip())
         print(json.dumps(rows.github_matrix(selected, cpu_runner=args.cpu_runner, gpu_runner=gpu, session=args.session)))
@@ -288,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`--format github` prints a strategy.matrix include list for GitHub Actions.",
     )
     p.add_argument("--rows", default="ci", choices=("ci", "torch", "trt", "all"), help="default: ci")
+    p.add_argument("--python", default="3.11", metavar="X.Y", help="only rows with wheels for this CPython (default: 3.11)")
     p.add_argument("--format", default="json", choices=("github", "json"))
     p.add_argument("--cpu-runner", default="ubuntu-latest", help="runs-on of CPU rows (default: ubuntu-latest)")
     p.add_argument(

@@ -95,12 +95,13 @@ def matrix_session(
     rows: str | Sequence[Row] = "ci", *, python: str | None = None, **session_kwargs: Any
 ) -> Callable[[Callable[..., Any]], Any]:
     """Decorate ``fn(session, row)`` into one nox session per row (``name(row.id)``), on the row's Python
-    unless ``python`` is given; ``rows``: a row set of ``trtshim.matrix.rows.rows`` or rows of your own."""
+    unless ``python`` is given; ``rows``: a row set of ``trtshim.matrix.rows.rows`` (only the rows with
+    wheels for ``python``) or rows of your own."""
     import nox
 
     from trtshim.matrix import rows as row_sets
 
-    selected = row_sets.rows(rows) if isinstance(rows, str) else list(rows)
+    selected = row_sets.rows(rows, python=python or row_sets.PYTHON) if isinstance(rows, str) else list(rows)
     pythons = {r.python for r in selected}
 
     def decorate(fn: Callable[..., Any]) -> Any:

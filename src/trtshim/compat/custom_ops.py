@@ -10,8 +10,8 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Sequence
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 

@@ -9,7 +9,8 @@ so ``.to()``, ``.state_dict()`` and ``.parameters()`` behave as on the source mo
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn

@@ -14,7 +14,8 @@ Delete when torch_tensorrt < 2.3 leaves the matrix *and* torch's fallback copies
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from trtshim.fixes.patching import ScopedPatch
 from trtshim.fixes.registry import Fix

@@ -10,9 +10,9 @@ tests a fix id. A test switches a fix off by leaving it out: ``report.without("L
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trtshim.compat.environment import Environment

@@ -19,6 +19,9 @@ def add_pins_arguments(parser: argparse.ArgumentParser) -> None:
         "--flavour", choices=FLAVOURS, default="torch-tensorrt", help="default: torch-tensorrt"
     )
     parser.add_argument(
+        "--python", metavar="X.Y", help="the CPython of the target machine: a set without wheels for it is refused"
+    )
+    parser.add_argument(
         "--format",
         choices=FORMATS,
         default="constraints",
@@ -42,7 +45,12 @@ def run_pins(args: argparse.Namespace) -> int:
     if args.check is None:
         print(
             formats.format(
-                pins.pins(torch=args.torch, torch_tensorrt=args.torch_tensorrt, flavour=args.flavour),
+                pins.pins(
+                    torch=args.torch,
+                    torch_tensorrt=args.torch_tensorrt,
+                    flavour=args.flavour,
+                    env={"python": args.python} if args.python else None,
+                ),
                 args.format,
             ),
             end="",

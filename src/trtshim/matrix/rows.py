@@ -50,19 +50,33 @@ def companions(torch_version: str, matrix: Matrix | None = None) -> list[str]:
     return out
 
 
-def torch_row(line: str, matrix: Matrix | None = None) -> Row:
-    """A torch minor at its newest patch, with its companions."""
+def python_tag(python: str) -> str:
+    """``"3.12"`` -> ``"cp312"``, the wheel tag of that CPython."""
+    return "cp" + "".join(python.split(".")[:2])
+
+
+def torch_row(line: str, matrix: Matrix | None = None, python: str = PYTHON) -> Row:
+    """A torch minor at its newest patch, with its companions, on ``python``."""
     m = matrix or Matrix.load()
     version = m.torch_release(line).latest
-    return Row(f"torch-{line}", version, (f"torch=={version}", *companions(version, m)))
+    return Row(f"torch-{line}", version, (f"torch=={version}", *companions(version, m)), python=python)
 
 
-def tensorrt_row(release: str, flavour: str = "torch-tensorrt-rtx", matrix: Matrix | None = None) -> Row:
-    """A torch_tensorrt release with its working set (``trtshim pins``); a GPU row."""
+def has_wheel(line: str, python: str, matrix: Matrix | None = None) -> bool:
+    """Whether the newest patch of torch ``line`` has a linux x86_64 wheel for ``python``."""
+    m = matrix or Matrix.load()
+    return python_tag(python) in m.torch_release(line).cpython
+
+
+def tensorrt_row(
+    release: str, flavour: str = "torch-tensorrt-rtx", matrix: Matrix | None = None, python: str = PYTHON
+) -> Row:
+    """A torch_tensorrt release with its working set (``trtshim pins``) on ``python``; a GPU row.
+    ``TrtShimError`` where the release or its torch has no wheel for ``python``."""
     from trtshim.matrix.pins import pins
 
     m = matrix or Matrix.load()
-    pinset = pins(torch_tensorrt=release, flavour=flavour, matrix=m)
+    pinset = pins(torch_tensorrt=release, flavour=flavour, matrix=m, env={"python": python})
     prefix = "rtx" if flavour == "torch-tensorrt-rtx" else "trt"
     requirements = tuple(str(p) for p in pinset.pins)
     if not any(r.startswith("numpy") for r in requirements):
@@ -74,6 +88,7 @@ def tensorrt_row(release: str, flavour: str = "torch-tensorrt-rtx", matrix: Matr
         torch_tensorrt=pinset.torch_tensorrt,
         flavour=pinset.flavour,
         gpu=True,
+        python=python,
         index_url=pinset.torch_index_url,
         notes=pinset.notes,
     )
@@ -88,20 +103,43 @@ def newest_per_line(flavour: str, matrix: Matrix | None = None) -> list[str]:
     return sorted(newest.values(), key=lambda v: tuple(int(x) for x in v.split(".")[:3]))
 
 
-def rows(which: str = "ci", matrix: Matrix | None = None) -> list[Row]:
+def rows(which: str = "ci", matrix: Matrix | None = None, python: str = PYTHON) -> list[Row]:
     """``ci``: torch minors 2.2/2.5/2.8/2.11/2.15 plus the newest torch-tensorrt-rtx; ``torch``: every torch
-    minor; ``trt``: the newest release of each torch-tensorrt and torch-tensorrt-rtx line; ``all``: both."""
+    minor; ``trt``: the newest release of each torch-tensorrt and torch-tensorrt-rtx line; ``all``: both.
+
+    ``python``: only rows whose torch (and torch_tensorrt) have wheels for that CPython; in ``ci``, the
+    oldest and the newest torch minor that have one stand in for the diagonal's ends where those have none."""
+    from trtshim.errors import TrtShimError
+
     m = matrix or Matrix.load()
     if which not in SETS:
         raise OptionError(f"unknown row set {which!r}", f"choose one of {', '.join(SETS)}")
-    torch_lines = [line for line in m.torch_minors() if which != "ci" or line in CI_TORCH]
-    out = [torch_row(line, m) for line in torch_lines] if which != "trt" else []
+    usable = [line for line in m.torch_minors() if has_wheel(line, python, m)]
+    if not usable:
+        raise OptionError(f"no supported torch has wheels for Python {python}", f"use Python {PYTHON}")
+    torch_lines = [line for line in usable if which != "ci" or line in CI_TORCH]
+    if which == "ci" and usable[0] not in torch_lines and _minor_key(usable[0]) > _minor_key(CI_TORCH[0]):
+        torch_lines.insert(0, usable[0])  # the oldest torch with a wheel for this Python
+    if which == "ci" and usable[-1] not in torch_lines and _minor_key(usable[-1]) < _minor_key(CI_TORCH[-1]):
+        torch_lines.append(usable[-1])  # and the newest
+    out = [torch_row(line, m, python) for line in torch_lines] if which != "trt" else []
+    candidates: list[tuple[str, str]] = []
     if which == "ci":
-        out.append(tensorrt_row(newest_per_line("torch-tensorrt-rtx", m)[-1], "torch-tensorrt-rtx", m))
+        candidates = [(v, "torch-tensorrt-rtx") for v in reversed(newest_per_line("torch-tensorrt-rtx", m))]
     elif which in ("trt", "all"):
-        for flavour in ("torch-tensorrt", "torch-tensorrt-rtx"):
-            out += [tensorrt_row(v, flavour, m) for v in newest_per_line(flavour, m)]
+        candidates = [(v, f) for f in ("torch-tensorrt", "torch-tensorrt-rtx") for v in newest_per_line(f, m)]
+    for release, flavour in candidates:
+        try:
+            out.append(tensorrt_row(release, flavour, m, python))
+        except TrtShimError:  # no wheel for this Python
+            continue
+        if which == "ci":
+            break  # the newest one that installs
     return out
+
+
+def _minor_key(line: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in line.split("."))
 
 
 def github_matrix(

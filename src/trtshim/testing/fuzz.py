@@ -41,8 +41,9 @@ import time
 import warnings
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from trtshim.compat.gates import requires
 from trtshim.testing.rewrite import resealed
