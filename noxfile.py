@@ -13,7 +13,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``fuzz(torch=X.Y)``: 2,000 damaged and hostile artifacts through ``compat.load`` (2.4 and 2.13).
 * ``zoo(torch=X.Y)``: torchvision / timm / transformers models against torch's own round trip; ``zoo_report``.
 * ``cpp``: the C++ example loads an archive written by ``compat.save`` (inductor backend) and runs it.
-* ``demo``, ``lint``, ``typecheck``.
+* ``demo``, ``lint``, ``typecheck``, ``docs`` (the site, mkdocs --strict).
 """
 
 from __future__ import annotations
@@ -325,6 +325,17 @@ def lint(session: nox.Session) -> None:
     session.install("ruff", "zizmor")
     session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "examples", "noxfile.py")
     session.run("zizmor", "--offline", "--persona", "pedantic", ".github/workflows", "examples/downstream/ci.yml")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs-material; API reference from the docstrings, fix catalogue and
+    troubleshooting generated from the code), built with --strict: any warning fails it."""
+    session.install("mkdocs-material", "mkdocstrings[python]", "-e", ".", env=uv_env(session))
+    out = os.path.join(HERE, ".nox", "_site")
+    session.run("mkdocs", "build", "--strict", "--site-dir", out, env={**uv_env(session), "NO_MKDOCS_2_WARNING": "1"})
+    pages = sorted(p for p in os.listdir(out) if os.path.exists(os.path.join(out, p, "index.html")))
+    session.log(f"pages: {', '.join(pages)}")
 
 
 @nox.session

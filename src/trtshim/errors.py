@@ -32,14 +32,20 @@ class ArtifactError(TrtShimError):
 
 
 class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """The path names no file."""
+
     default_hint = "check the path; `trtshim inspect FILE` reads an artifact without loading it"
 
 
 class NotAnArtifactError(ArtifactError):
+    """The file is not a torch.export, AOTInductor or TorchScript archive."""
+
     default_hint = "pass a file written by trtshim.compat.save or torch.export.save"
 
 
 class CorruptedArtifactError(ArtifactError):
+    """A byte, member, name or manifest field differs from what was saved (digests, zip structure, schema)."""
+
     default_hint = "the file is damaged (truncated copy or partial download?): save it again"
 
 
@@ -56,14 +62,20 @@ class SignatureError(ArtifactError):
 
 
 class MissingManifestError(ArtifactError):
+    """``strict=True`` and the archive carries no trtshim manifest (a plain torch.export archive)."""
+
     default_hint = "re-save it with trtshim.compat.save, or load with strict=False to skip provenance checks"
 
 
 class IncompatibleArtifactError(ArtifactError):
+    """The artifact cannot run on this stack: another export schema, engine ABI, GPU, or the torch that compiled its code."""
+
     default_hint = "load it with the torch release line it was saved with (see `trtshim inspect FILE`)"
 
 
 class MissingOpError(ArtifactError):
+    """The program calls custom ops that are not registered here (their module is named in the manifest)."""
+
     default_hint = (
         "import the module that defines the op before loading, or pass load(..., allow_imports=[...])"
     )
@@ -91,10 +103,14 @@ class BackendError(TrtShimError):
 
 
 class BackendUnavailableError(BackendError):
+    """The asked-for backend cannot run here (no torch_tensorrt, no GPU it runs on, a torch without the feature)."""
+
     default_hint = "use backend='auto' or backend='export'; `trtshim doctor` says what is missing"
 
 
 class CompileError(BackendError):
+    """Export or the backend failed; the reason carries the backend's own cause (TensorRT's logged error too)."""
+
     default_hint = (
         "the chained exception is the backend's own error; `trtshim doctor` shows the versions in use"
     )
@@ -113,6 +129,8 @@ class InputMismatchError(TrtShimError, ValueError):
 
 
 class UnsupportedModelError(TrtShimError, TypeError):
+    """``compile`` was given something that is not an ``nn.Module``."""
+
     default_hint = "compile an nn.Module (or a callable wrapped in one)"
 
 
