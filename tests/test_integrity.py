@@ -4,6 +4,7 @@ a thread; signatures (Ed25519) cover the whole artifact."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -171,3 +172,36 @@ def test_signed_artifacts_load_only_with_the_right_key_and_an_unchanged_file(art
     with pytest.raises(errors.SignatureError, match="PEM"):
         compat.load(copy, public_key=b"not a key")
     assert other_private
+
+
+def test_digests_taken_while_writing_equal_a_read_back(tmp_path) -> None:
+    """save hashes members as torch writes them (StreamDigests); the table must be what hashing the
+    written file gives, member for member, and most members must come from the stream."""
+    from unittest import mock
+
+    from trtshim.compat import integrity
+
+    torch.manual_seed(0)
+    compiled = compat.compile(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()), (torch.randn(2, 64),), backend="export")
+    streamed: dict = {}
+    seal = integrity.seal
+
+    def spy(path, digests=None):
+        streamed.update(digests or {})
+        return seal(path, digests)
+
+    with mock.patch.object(integrity, "seal", spy):
+        path = compat.save(compiled, tmp_path / "m.pt2")
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        table = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith(integrity.TABLE_NAME))))
+    found = [m for m in integrity.members(str(path)) if m.name in table["members"]]
+    read_back = integrity._hash_ranges(str(path), [(m.offset, m.stored) for m in found])
+    assert [table["members"][m.name]["sha256"] for m in found] == read_back
+    from_stream = sum((m.offset, m.offset + m.stored) in streamed for m in found)
+    assert from_stream >= len(found) - 2, (from_stream, len(found))  # nested zips are read back
+    tap = integrity.StreamDigests()
+    tap.feed(0, b"PK\x03\x04" + bytes(26))
+    tap.feed(5, b"x")  # out of order: the tap stops and gives nothing
+    assert tap.result() == {}

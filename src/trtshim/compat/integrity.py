@@ -97,15 +97,61 @@ def _hash_ranges(path: str, ranges: list[tuple[int, int]]) -> list[str]:
                 view.release()
 
 
-def seal(path: str) -> None:
-    """Append the member table beside the manifest of the archive at ``path`` (a file being saved)."""
+class StreamDigests:
+    """The SHA-256 of each member's stored bytes, taken from the bytes as a writer emits a zip front to
+    back (torch's writer does), so that the save need not read its file back to hash it.
+
+    ``feed(position, data)`` for every write, before the bytes go to the file. A write that starts with a
+    local header starts a member: its stored bytes begin after the header's name and extra field, and a
+    running digest over them is noted after every write (torch writes each member's data, then its data
+    descriptor, as writes of their own). ``result()`` maps (offset, end) to the digest of those bytes;
+    ``seal`` takes a digest only where a member's offset and end in the written archive's directory match
+    exactly, and reads back whatever else it needs, so the table is the same either way. A write out of
+    order stops the tap. Hashing runs in the writer's thread (hashlib releases the GIL; a second thread
+    would have to copy every buffer torch hands out, which costs more than it overlaps on few cores).
+    """
+
+    def __init__(self) -> None:
+        self._expected = 0
+        self._stopped = False
+        self._digests: dict[tuple[int, int], str] = {}
+        self._running: Any = None  # digest of the current member's stored bytes so far
+        self._start = 0  # offset of the current member's stored bytes
+
+    def feed(self, position: int, data: Any) -> None:
+        if self._stopped:
+            return
+        if position != self._expected:  # a seek back: the stream is no longer front to back
+            self._stopped = True
+            self._digests.clear()
+            return
+        view = memoryview(data).cast("B")
+        self._expected += len(view)
+        if view[:4] == b"PK\x03\x04" and len(view) >= 30 and (self._running is None or position >= self._start):
+            names = int.from_bytes(view[26:28], "little") + int.from_bytes(view[28:30], "little")
+            self._start, self._running = position + 30 + names, hashlib.sha256()
+        if self._running is None or position + len(view) <= self._start:
+            return
+        self._running.update(view[max(0, self._start - position) :])
+        self._digests[(self._start, position + len(view))] = self._running.hexdigest()
+
+    def result(self) -> dict[tuple[int, int], str]:
+        return dict(self._digests)
+
+
+def seal(path: str, streamed: dict[tuple[int, int], str] | None = None) -> None:
+    """Append the member table beside the manifest of the archive at ``path`` (a file being saved);
+    ``streamed``: digests taken while it was written (``StreamDigests``), used where they match a member."""
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
     manifest = next((i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "trtshim_manifest.json"), None)
     if manifest is None:
         raise CorruptedArtifactError(f"{path}: torch did not write the manifest into the archive")
     found = members(path, infos)
-    digests = _hash_ranges(path, [(m.offset, m.stored) for m in found])
+    known = streamed or {}
+    missing = [m for m in found if (m.offset, m.offset + m.stored) not in known]
+    read_back = dict(zip([m.name for m in missing], _hash_ranges(path, [(m.offset, m.stored) for m in missing])))
+    digests = [known.get((m.offset, m.offset + m.stored)) or read_back[m.name] for m in found]
     table = {"algorithm": ALGORITHM, "members": {m.name: m.record(d) for m, d in zip(found, digests)}}
     folder = manifest[: -len("trtshim_manifest.json")]
     with zipfile.ZipFile(path, "a") as zf:

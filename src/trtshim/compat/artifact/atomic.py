@@ -29,12 +29,13 @@ def write_atomically(path: str, write: Any) -> str:
     remove_stale_temporaries(folder, base)
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.{os.getpid()}.", suffix=".tmp", dir=folder)
     try:
+        tap = integrity.StreamDigests()  # the member digests, taken as the bytes are written
         with os.fdopen(fd, "wb") as fh:
-            guarded = _GuardedWriter(fh)
+            guarded = _GuardedWriter(fh, tap)
             write(guarded)
             if guarded.error is not None:
                 raise guarded.error
-        integrity.seal(tmp)
+        integrity.seal(tmp, tap.result())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -55,9 +56,10 @@ class _GuardedWriter(io.RawIOBase):
     """The file torch writes into: a failed write is remembered and reported after torch returns, never
     raised into torch's writer (whose C++ destructor then aborts the process: a full disk killed it)."""
 
-    def __init__(self, fh: Any) -> None:
+    def __init__(self, fh: Any, tap: Any = None) -> None:
         super().__init__()
         self._fh = fh
+        self._tap = tap  # integrity.StreamDigests: sees every write with its position
         self.error: OSError | None = None
 
     def writable(self) -> bool:
@@ -70,6 +72,8 @@ class _GuardedWriter(io.RawIOBase):
         size = len(memoryview(data).cast("B"))
         if self.error is None:
             try:
+                if self._tap is not None:
+                    self._tap.feed(self._fh.tell(), data)
                 self._fh.write(data)
             except OSError as exc:
                 self.error = exc
