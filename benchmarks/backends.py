@@ -9,7 +9,6 @@ Models: the small CNN of ``call_overhead.py``, torchvision's resnet18 and a 4-la
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 from call_overhead import SmallCNN
+from timing import interleaved_medians
 
 from trtshim import compat
 
@@ -40,16 +40,14 @@ def _models() -> dict[str, tuple[torch.nn.Module, tuple[torch.Tensor, ...]]]:
 
 
 def _median_ms(fns: dict[str, Callable[..., Any]], args: tuple[Any, ...], rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    synchronize = torch.cuda.synchronize if args and args[0].is_cuda else (lambda: None)
+
+    def call(fn: Callable[..., Any]) -> Callable[[], Any]:
+        return lambda: (fn(*args), synchronize())
+
     with torch.inference_mode():
-        for fn in fns.values():
-            fn(*args)  # warm
-        for _ in range(rounds):
-            for name, fn in fns.items():
-                start = time.perf_counter()
-                fn(*args)
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+        seconds = interleaved_medians({name: call(fn) for name, fn in fns.items()}, rounds)
+    return {name: s * 1e3 for name, s in seconds.items()}
 
 
 def main() -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 import warnings
 
 import torch
+from timing import interleaved_medians
 from torch import nn
 
 
@@ -54,15 +53,7 @@ def main() -> None:
                 "thread": lambda p=path: _without_worker(lambda: compat.load(p)),
                 "noverify": lambda p=path: compat.load(p, verify=False),
             }
-            times: dict[str, list[float]] = {k: [] for k in cases}
-            for fn in cases.values():  # warm-up: page cache, imports, the helper process
-                fn()
-            for _ in range(args.rounds):
-                for name, fn in cases.items():
-                    start = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - start)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = interleaved_medians(cases, args.rounds)  # the warm-up fills the page cache, starts the helper
             base = med["torch"]
             print(
                 f"{mb:>5} {base:>8.3f} {med['trtshim']:>10.3f} {med['trtshim'] / base:>6.2f} "

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from unittest import mock
 
 import torch
 from load_integrity import Wide
+from timing import interleaved_medians
 
 
 def main() -> None:
@@ -47,15 +46,7 @@ def main() -> None:
                 "trtshim": lambda m=module: compat.save(m, os.path.join(tmp, "trtshim.pt2")),
                 "readback": lambda m=module: read_back_save(m, os.path.join(tmp, "readback.pt2")),
             }
-            times: dict[str, list[float]] = {k: [] for k in cases}
-            for fn in cases.values():
-                fn()
-            for _ in range(args.rounds):
-                for name, fn in cases.items():
-                    start = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - start)
-            med = {k: statistics.median(v) for k, v in times.items()}
+            med = interleaved_medians(cases, args.rounds)
             base = med["torch"]
             print(
                 f"{mb:>5} {base:>8.3f} {med['trtshim']:>10.3f} {med['trtshim'] / base:>6.2f} "
