@@ -122,3 +122,18 @@ def test_the_tensorrt_program_inherits_the_bound() -> None:
     users = prog.user_input_placeholders(ep)
     ranges = harvest(users, detect_fake_mode([n.meta["val"] for n in users]))
     assert ranges and {int(r.upper) for r in ranges.values()} == {512}
+
+
+def test_corner_shapes_give_each_input_its_profile() -> None:
+    """What torch_tensorrt 2.2 builds profiles from (Input min / opt / max shapes), derived dims included."""
+
+    class Derived(torch.nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return x.sum() + y.sum()
+
+    b = Dim("b", max=16)
+    ep = torch.export.export(
+        Derived(), (torch.randn(4, 3), torch.randn(8, 3)), dynamic_shapes={"x": {0: b}, "y": {0: 2 * b}}, strict=False
+    )
+    dims = _apply(ep)
+    assert profiles.corner_shapes(ep, dims) == [((1, 3), (4, 3), (16, 3)), ((2, 3), (8, 3), (32, 3))]

@@ -176,6 +176,22 @@ def test_compile_table_matches_source(sources: dict[str, ReleaseSources], releas
 
 @network
 @releases
+def test_profile_source_matches_source(sources: dict[str, ReleaseSources], release: str) -> None:
+    """Where each release takes an engine's (min, opt, max) from: the placeholders' ShapeEnv (2.3+:
+    ``var_to_range``, opt from the example hint ``var_to_val``; what ``profiles.apply`` sets) or the
+    ``torch_tensorrt.Input`` objects passed as inputs (2.2: what ``_profile_inputs`` builds)."""
+    src, row = sources[release], api.compile_api(release)
+    code = src.files["partition_common"] + src.files.get("utils", "")
+    reads_shape_env = "var_to_range" in code and "var_to_val" in code
+    if row.profile_source == "shape_env":
+        assert reads_shape_env
+    else:
+        assert row.profile_source == "inputs" and not reads_shape_env
+        assert all(f'"{corner}_shape"' in src.files["partition_common"] for corner in ("min", "opt", "max"))
+
+
+@network
+@releases
 @pytest.mark.parametrize("retrace", [False, True])
 def test_save_call_binds(sources: dict[str, ReleaseSources], release: str, retrace: bool) -> None:
     row, save = upstream_save.save_api(release), sources[release].save

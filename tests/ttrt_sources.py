@@ -47,6 +47,8 @@ _FILES = {
     "settings": "torch_tensorrt/dynamo/_settings.py",
     "exporter": "torch_tensorrt/dynamo/_exporter.py",
     "interpreter": "torch_tensorrt/dynamo/conversion/_TRTInterpreter.py",
+    "partition_common": "torch_tensorrt/dynamo/partitioning/common.py",
+    "utils": "torch_tensorrt/dynamo/utils.py",
     "dynamo_init": "torch_tensorrt/dynamo/__init__.py",
     "debugger": "torch_tensorrt/dynamo/debug/_Debugger.py",
     "plugin_converter": "torch_tensorrt/dynamo/conversion/plugins/_generate_plugin_converter.py",

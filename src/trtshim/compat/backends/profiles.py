@@ -112,3 +112,31 @@ def apply(
     if wanted:
         raise OptionError(f"opt names no dynamic dim of the program: {sorted(wanted)}", "use the Dim names of dynamic_shapes")
     return out
+
+
+def corner_shapes(
+    ep: ExportedProgram, dims: list[DimProfile]
+) -> list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None]:
+    """Each user input's (min, opt, max) shape under ``dims`` (derived dims evaluated at each corner);
+    None for an input that is not a tensor. What torch_tensorrt 2.2 builds profiles from
+    (``torch_tensorrt.Input(min_shape=, opt_shape=, max_shape=)``)."""
+    values = {corner: {d.symbol: getattr(d, corner) for d in dims} for corner in ("min", "opt", "max")}
+    out: list[tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None] = []
+    for node in prog.user_input_placeholders(ep):
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            out.append(None)
+            continue
+        corners = []
+        for corner in ("min", "opt", "max"):
+            shape = []
+            for d in val.shape:
+                expr = getattr(getattr(d, "node", None), "expr", None)
+                if expr is None:
+                    shape.append(int(d))
+                else:
+                    subs = {s: values[corner][str(s)] for s in expr.free_symbols if str(s) in values[corner]}
+                    shape.append(int(expr.subs(subs)))
+            corners.append(tuple(shape))
+        out.append((corners[0], corners[1], corners[2]))
+    return out

@@ -204,7 +204,7 @@ def compile_exported(
         raise BackendUnavailableError("torch_tensorrt is not installed")
     release = env.torch_tensorrt.raw
     own = dict(options or {})
-    profiles.apply(
+    dims = profiles.apply(
         program,
         unbounded_max=own.get("unbounded_dim_max", profiles.DEFAULT_UNBOUNDED_MAX),
         opt=own.get("opt"),
@@ -234,7 +234,9 @@ def compile_exported(
             release, precision=precision, options=trt_options, strongly_typed=strongly_typed
         )
     call_kwargs = plan.resolved_kwargs()
-    inputs = list(args)
+    inputs: list[Any] = list(args)
+    if tensorrt_api.compile_api(release).profile_source == "inputs" and dims:  # 2.2: profiles come from Input objects only
+        inputs = _profile_inputs(torch_tensorrt, program, dims, inputs)
     debug: Any = contextlib.nullcontext()
     if plan.debugger:  # torch_tensorrt >= 2.8: debug output through a context manager
         debug = torch_tensorrt.dynamo.Debugger(log_level="debug")
@@ -267,6 +269,18 @@ def compile_exported(
 
 #: trtshim's own options of the TensorRT backend (the rest are translated for dynamo.compile)
 OWN_OPTIONS = ("on_dropped_flag", "unbounded_dim_max", "opt")
+
+
+def _profile_inputs(torch_tensorrt: Any, program: ExportedProgram, dims: list[Any], args: list[Any]) -> list[Any]:
+    """``torch_tensorrt.Input`` objects carrying each dynamic input's (min, opt, max) shape."""
+    out: list[Any] = []
+    for arg, corners in zip(args, profiles.corner_shapes(program, dims)):
+        if corners is None or corners[0] == corners[2] or not isinstance(arg, torch.Tensor):
+            out.append(arg)
+            continue
+        low, opt, high = corners
+        out.append(torch_tensorrt.Input(min_shape=low, opt_shape=opt, max_shape=high, dtype=arg.dtype))
+    return out
 
 
 def _builder_options(options: dict[str, Any]) -> tuple[dict[str, Any], str]:

@@ -95,6 +95,11 @@ class CompileAPI:
     output_format: str | None  #: value needed to get a GraphModule back (2.2 returns an EP by default)
     pass_through: frozenset[str]  #: the ``PASS_THROUGH`` names that are parameters of ``dynamo.compile``
     #: second positional parameter. Positional use binds on every line (required in 2.2–2.4, ``=None`` after)
+    #: where the engine profile of a dynamic dim comes from: ``shape_env`` (2.3+: the placeholders'
+    #: ShapeEnv, ``var_to_range`` for min / max and the example hint ``var_to_val`` for opt, whatever the
+    #: inputs say) or ``inputs`` (2.2: the min / opt / max shapes of ``torch_tensorrt.Input`` objects;
+    #: plain tensors build a static engine)
+    profile_source: str = "shape_env"
     inputs_param: str = "inputs"
     inputs_alias: str | None = None  #: keyword-only alias of the inputs (``arg_inputs``, 2.5+)
     inputs_keyword: str | None = None  #: keyword to pass inputs under; None = positionally (preferred)
@@ -111,6 +116,7 @@ _C22 = CompileAPI(
     python_runtime_effective=True,
     output_format="graph_module",
     pass_through=frozenset(PASS_THROUGH) - {"hardware_compatible"},
+    profile_source="inputs",
 )
 # 2.3: truncate_double + hardware_compatible added, output_format removed (always a GraphModule), BF16 flag.
 _C23 = replace(
@@ -119,6 +125,7 @@ _C23 = replace(
     truncate_param="truncate_double",
     output_format=None,
     pass_through=frozenset(PASS_THROUGH),
+    profile_source="shape_env",
 )
 _C25 = replace(_C23, refit_param="make_refittable", inputs_alias="arg_inputs")  # old `refit` -> warning
 # 2.6: immutable_weights (default True); `refit`/`make_refittable` now raise unless immutable_weights=False.
