@@ -12,6 +12,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``artifacts``: save under every torch minor, load under every minor: the cross-version table.
 * ``fuzz(torch=X.Y)``: 2,000 damaged and hostile artifacts through ``compat.load`` (2.4 and 2.13).
 * ``zoo(torch=X.Y)``: torchvision / timm / transformers models against torch's own round trip; ``zoo_report``.
+* ``peer``: PyTorch's own export tests through torch's and trtshim's round trips (``TRTSHIM_PEER_TESTS``).
 * ``cpp``: the C++ example loads an archive written by ``compat.save`` (inductor backend) and runs it.
 * ``demo``, ``lint``, ``typecheck``, ``docs`` (the site, mkdocs --strict).
 """
@@ -209,6 +210,30 @@ def cpp(session: nox.Session) -> None:
     install_torch(session, DEFAULT_TORCH)
     session.install("-e", ".", env=uv_env(session))
     session.run("python", "examples/cpp/run.py", env=uv_env(session))
+
+
+PEER_TORCH = os.environ.get("TRTSHIM_PEER_TORCH", "2.14.1")
+
+
+@nox.session(python="3.11")
+def peer(session: nox.Session) -> None:
+    """PyTorch's own export test suite through a save/load round trip (tools/peer.py), once through
+    torch's and once through trtshim's, under the same safe-globals allow-list; the tests that pass
+    through torch and fail through trtshim are listed (goal: none). Needs ``TRTSHIM_PEER_TESTS``: a
+    PyTorch checkout's test/export folder of the release ``TRTSHIM_PEER_TORCH`` (default 2.14.1)."""
+    tests = os.environ.get("TRTSHIM_PEER_TESTS", "")
+    if not os.path.exists(os.path.join(tests, "test_export.py")):
+        session.skip("set TRTSHIM_PEER_TESTS to a PyTorch checkout's test/export folder (it is not shipped in wheels)")
+    install_torch(session, PEER_TORCH)
+    session.install("-e", ".[test]", "expecttest", env=uv_env(session))
+    out = os.path.join(RESULTS, "peer")
+    env = {**uv_env(session), "TRTSHIM_PEER_TESTS": tests, "OMP_NUM_THREADS": "1"}
+    for mode in ("torch_safe", "trtshim_safe"):
+        session.run("python", "tools/peer.py", "--mode", mode, "--out", out, "--", *session.posargs, env=env)
+    session.run(
+        "python", "tools/peer.py", "--compare", os.path.join(out, "torch_safe.json"),
+        os.path.join(out, "trtshim_safe.json"), "--report", os.path.join(out, "comparison.json"), env=env,
+    )
 
 
 @nox.session(venv_backend="none")
