@@ -275,3 +275,20 @@ def test_ops_defined_by_library_define_name_their_module(tmp_path: Path) -> None
     hint, result = out.stdout.strip().splitlines()
     assert "opslib.kernels" in hint
     assert result == "[3.0, 3.0]"
+
+
+def test_where_the_default_export_mode_fails_the_other_is_tried_and_announced() -> None:
+    """torch 2.5-2.7 export strictly by default; trtshim's non-strict default fails on aliased mutated
+    buffers on torch 2.5, where torch's own default exports them."""
+    try:
+        torch.export.export(AliasedBuffers(), (torch.ones(4),), strict=False)
+    except Exception:
+        pass
+    else:
+        pytest.skip(f"torch {torch.__version__} exports it non-strictly")
+    _exported_or_skip(AliasedBuffers(), (torch.ones(4),))
+    with pytest.warns(errors.ExportFallbackWarning, match="strict=True"):
+        compiled = compat.compile(AliasedBuffers(), (torch.ones(4),), backend="export")
+    torch.testing.assert_close(compiled(torch.ones(4)), torch.full((4,), 2.0))
+    with pytest.raises(errors.CompileError, match="strict=False"):  # the caller's choice is final
+        compat.compile(AliasedBuffers(), (torch.ones(4),), backend="export", strict=False)

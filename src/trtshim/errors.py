@@ -159,6 +159,11 @@ class DroppedFlagWarning(TrtShimWarning):
     compatibility on TensorRT-RTX); the manifest records what was applied."""
 
 
+class ExportFallbackWarning(TrtShimWarning):
+    """torch.export failed in trtshim's default mode (strict or not) and the program was exported in the
+    other one; ``compile(..., strict=...)`` chooses outright."""
+
+
 class DecompositionFallbackWarning(TrtShimWarning):
     """torch's ``run_decompositions`` failed on an exported program; trtshim kept the program as
     ``torch.export.export`` returned it (training IR), which torch's own round trip runs too."""

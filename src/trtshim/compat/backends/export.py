@@ -19,7 +19,14 @@ from torch.export import ExportedProgram
 from trtshim.compat.backends.tensorrt_api import PRECISIONS
 from trtshim.compat.environment import Environment
 from trtshim.compat.gates import requires
-from trtshim.errors import CompileError, DecompositionFallbackWarning, OptionError, announce, first_line
+from trtshim.errors import (
+    CompileError,
+    DecompositionFallbackWarning,
+    ExportFallbackWarning,
+    OptionError,
+    announce,
+    first_line,
+)
 
 OPTIONS = ("strict", "ir")
 IRS = ("inference", "training")
@@ -27,7 +34,9 @@ IRS = ("inference", "training")
 
 def default_strict(env: Environment) -> bool:
     """Our explicit ``strict`` choice. torch flipped its default to False in 2.8; non-strict export
-    matured in 2.5, so we ask for non-strict from 2.5 on and strict before, on every release alike."""
+    matured in 2.5, so we ask for non-strict from 2.5 on and strict before, on every release alike.
+    Where our choice fails and the caller made none, the other mode is tried (``ExportFallbackWarning``):
+    torch 2.5-2.7 export strictly by default, and some programs export only that way there."""
     return bool(requires("torch<2.5", env=env))
 
 
@@ -83,15 +92,23 @@ def export(
         model = copy.deepcopy(model).to(dtype)
         args = tuple(_cast(a, dtype) for a in args)
         kwargs = {k: _cast(v, dtype) for k, v in kwargs.items()}
-    strict = options.get("strict")
-    strict = default_strict(env) if strict is None else bool(strict)
+    chosen = options.get("strict")
+    strict = default_strict(env) if chosen is None else bool(chosen)
     try:
         ep = torch.export.export(model, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=strict)
     except Exception as exc:
-        first = first_line(exc)
-        raise CompileError(
-            f"torch.export.export failed (strict={strict}): {type(exc).__name__}: {first}"
-        ) from exc
+        first = f"{type(exc).__name__}: {first_line(exc)}"
+        if chosen is not None:  # the caller's choice: no other mode is tried
+            raise CompileError(f"torch.export.export failed (strict={strict}): {first}") from exc
+        try:  # trtshim's default: the other mode, which is torch's own default on some release
+            ep = torch.export.export(model, args, kwargs or None, dynamic_shapes=dynamic_shapes, strict=not strict)
+        except Exception:
+            raise CompileError(f"torch.export.export failed (strict={strict}, and strict={not strict}): {first}") from exc
+        announce(
+            f"torch.export.export failed with strict={strict} ({first}); the program was exported with "
+            f"strict={not strict} (pass strict= to choose)",
+            ExportFallbackWarning,
+        )
     if ir == "inference" and returns_training_ir(env):
         return decomposed(ep)
     return Exported(ep, ir if returns_training_ir(env) else "inference")
