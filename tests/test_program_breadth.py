@@ -204,6 +204,7 @@ def test_a_non_tensor_class_from_an_allowed_module_is_still_refused() -> None:
     assert not pickle_scan.allowed("torch.testing._internal.two_tensor", "TwoTensor", [])
     assert not pickle_scan.allowed("os", "system", ["os"])  # allow_imports never opens a function
     assert not pickle_scan.allowed("__builtin__", "eval") and pickle_scan.allowed("__builtin__", "set")
+    assert pickle_scan.allowed("_codecs", "encode")  # bytes in protocol-2 pickles (fake-tensor inputs)
 
 
 class OptionalMask(torch.nn.Module):

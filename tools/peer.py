@@ -7,7 +7,8 @@ Modes (the round trip each test's exported program goes through):
   torch_safe     the same, with torch.export.load under torch.serialization.safe_globals(the test
                  module's classes, torch.nn classes, serde's _reconstruct_fake_tensor), as newer
                  upstream test_serdes.py does
-  trtshim        trtshim.compat.save / trtshim.compat.load; the test gets compat.load(path).program
+  trtshim        trtshim.compat.save / trtshim.compat.load (allow_imports: torch's test utilities, whose
+                 tensor subclasses some tests use); the test gets compat.load(path).program
   trtshim_safe   the same, under the same safe_globals scope (trtshim's pickle scan honours it)
   --compare A.json B.json   the tests A passes and B does not, grouped by B's first error line
 
@@ -54,7 +55,9 @@ def _trtshim_roundtrip(ep):
     with tempfile.TemporaryDirectory(prefix="peer_rt_") as d:
         path = os.path.join(d, "program.pt2")
         compat.save(ep, path)
-        module = compat.load(path)
+        # the tests' own tensor subclasses (TwoTensor, CustomTensorPlainOut) come from torch's test
+        # utilities; trtshim loads a subclass only where the caller vouches for its package
+        module = compat.load(path, allow_imports=["torch.testing._internal"])
         return module.program
 
 

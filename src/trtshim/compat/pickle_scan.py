@@ -43,6 +43,7 @@ ALLOWED = {
     ("builtins", "frozenset"),
     ("builtins", "slice"),
     ("builtins", "complex"),
+    ("_codecs", "encode"),  # how protocol-2 pickles spell bytes (fake-tensor example inputs); makes bytes only
     ("torch", "Size"),
     ("torch", "device"),
     ("torch", "ScriptObject"),  # a custom object's state, restored by its registered C++ class
