@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
 
 
-def _uv(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["uv", *args], capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+def _uv(*args: str) -> subprocess.CompletedProcess[str]:
+    # not the test session's own environment: uv must create and fill the clean one named in args
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("UV_PROJECT")}
+    return subprocess.run(["uv", *args], capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def test_each_distribution_installs_and_runs_doctor(built: Path, tmp_path: Path,
     (dist,) = built.glob("*.whl" if kind == "wheel" else "*.tar.gz")
     venv = tmp_path / "venv"
     assert _uv("venv", "--quiet", "--python", sys.executable, str(venv)).returncode == 0
-    installed = _uv("pip", "install", "--quiet", str(dist), env={"VIRTUAL_ENV": str(venv)})
+    installed = _uv("pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(dist))
     assert installed.returncode == 0, installed.stderr[-2000:]
     doctor = subprocess.run([str(venv / "bin" / "trtshim"), "doctor"], capture_output=True, text=True, timeout=300)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr

@@ -16,7 +16,7 @@ from trtshim.matrix.model import Matrix
 MATRIX = Matrix.load()
 
 
-@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13", "3.14"])
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
 def test_every_row_has_wheels_for_its_python(python: str) -> None:
     tag = rows.python_tag(python)
     selected = rows.rows("all", python=python)
@@ -29,12 +29,21 @@ def test_every_row_has_wheels_for_its_python(python: str) -> None:
             assert tag in release.cpython, row.id
     dropped = {f"torch-{line}" for line in MATRIX.torch_minors() if tag not in MATRIX.torch_release(line).cpython}
     assert not dropped & {r.id for r in selected}
+    first = rows.FIRST_EXPORT_TORCH.get(python)
+    if first:
+        assert all(tuple(map(int, r.torch.split(".")[:2])) >= tuple(map(int, first.split("."))) for r in selected)
+
+
+def test_an_untested_python_is_refused() -> None:
+    with pytest.raises(errors.OptionError, match="not tested on Python 3.14"):
+        rows.rows("ci", python="3.14")
 
 
 def test_the_ci_diagonal_keeps_its_ends_on_every_python() -> None:
     ids = {py: [r.id for r in rows.rows("ci", python=py)] for py in ("3.10", "3.11", "3.13")}
     assert ids["3.11"][:5] == [f"torch-{line}" for line in rows.CI_TORCH]
-    assert ids["3.13"][0] == "torch-2.5"  # torch 2.2-2.4 have no cp313 wheel: 2.5 is the oldest that has
+    assert ids["3.13"][0] == "torch-2.6"  # 2.5 has a cp313 wheel but its torch.export refuses 3.13
+    assert next(r.id for r in rows.rows("ci", python="3.12")) == "torch-2.4"  # 2.2/2.3: no torch.export on 3.12
     assert "torch-2.15" not in ids["3.10"] and "torch-2.14" in ids["3.10"]  # 2.15 dropped cp310
     for row_ids in ids.values():
         assert row_ids[-1].startswith("rtx-")
@@ -69,4 +78,4 @@ def test_matrix_sessions_follow_the_python(tmp_path) -> None:
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     sessions = [s["session"] for s in json.loads(out.stdout)]
-    assert sessions and "tests(torch-2.2)" not in sessions and "tests(torch-2.5)" in sessions, out.stderr[-1500:]
+    assert sessions and "tests(torch-2.5)" not in sessions and "tests(torch-2.6)" in sessions, out.stderr[-1500:]

@@ -29,7 +29,8 @@ def build(workdir: str, cuda: bool = False) -> str:
     binary = os.path.join(workdir, "load_package")
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
     cmd = [
-        os.environ.get("CXX", "g++"), "-O1", "-std=c++17", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
+        # C++20: torch >= 2.14's headers use concepts
+        os.environ.get("CXX", "g++"), "-O1", "-std=c++20", f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
         os.path.join(HERE, "load_package.cpp"), "-o", binary,
         "-I", os.path.join(root, "include"), "-I", os.path.join(root, "include", "torch", "csrc", "api", "include"),
         "-L", os.path.join(root, "lib"), f"-Wl,-rpath,{os.path.join(root, 'lib')}",
@@ -77,9 +78,11 @@ def main(workdir: str, device: str = "cpu") -> int:
     binary = build(workdir, cuda=device == "cuda")
     probe = torch.randn(5, 3, 32, 32)
     write_tensors(os.path.join(workdir, "in.bin"), [probe])
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib")  # the package's own library dlopens libtorch
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join(filter(None, [lib, os.environ.get("LD_LIBRARY_PATH")]))}
     run = subprocess.run(
         [binary, archive, os.path.join(workdir, "in.bin"), os.path.join(workdir, "out.bin"), device],
-        capture_output=True, text=True,
+        capture_output=True, text=True, env=env,
     )
     print(run.stdout.strip() or run.stderr.strip())
     if run.returncode != 0:

@@ -269,6 +269,14 @@ def _check_env(release: TorchTensorRTRelease, torch: TorchLine, env: Mapping[str
                     f"{name} has no wheel for Python {python}",
                     f"it has wheels for Python {compact_python(list(tags))}",
                 )
+        from trtshim.matrix.rows import FIRST_EXPORT_TORCH
+
+        first = FIRST_EXPORT_TORCH.get(".".join(python.split(".")[:2]))
+        if first and tuple(int(x) for x in torch.line.split(".")) < tuple(int(x) for x in first.split(".")):
+            raise TrtShimError(
+                f"torch {torch.line} has a wheel for Python {python}, but its torch.export does not run there",
+                f"use torch {first} or newer on Python {python}",
+            )
     glibc = env.get("glibc")
     if glibc and release.glibc and Version(glibc) < Version(release.glibc):
         raise TrtShimError(

@@ -62,9 +62,20 @@ def torch_row(line: str, matrix: Matrix | None = None, python: str = PYTHON) -> 
     return Row(f"torch-{line}", version, (f"torch=={version}", *companions(version, m)), python=python)
 
 
+#: the first torch minor whose torch.export (TorchDynamo) runs on a CPython; earlier minors have wheels for it
+#: but refuse "Python 3.12+ not yet supported for torch.compile" (measured: nox -s pythons)
+FIRST_EXPORT_TORCH = {"3.12": "2.4", "3.13": "2.6"}
+#: the CPythons trtshim is tested on (pyproject's requires-python and classifiers say the same)
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+
+
 def has_wheel(line: str, python: str, matrix: Matrix | None = None) -> bool:
-    """Whether the newest patch of torch ``line`` has a linux x86_64 wheel for ``python``."""
+    """Whether torch ``line`` runs trtshim on ``python``: its newest patch has a linux x86_64 wheel for it
+    and its torch.export supports it."""
     m = matrix or Matrix.load()
+    first = FIRST_EXPORT_TORCH.get(".".join(python.split(".")[:2]))
+    if first is not None and _minor_key(line) < _minor_key(first):
+        return False
     return python_tag(python) in m.torch_release(line).cpython
 
 
@@ -114,6 +125,8 @@ def rows(which: str = "ci", matrix: Matrix | None = None, python: str = PYTHON) 
     m = matrix or Matrix.load()
     if which not in SETS:
         raise OptionError(f"unknown row set {which!r}", f"choose one of {', '.join(SETS)}")
+    if ".".join(python.split(".")[:2]) not in PYTHONS:
+        raise OptionError(f"trtshim is not tested on Python {python}", f"use one of {', '.join(PYTHONS)}")
     usable = [line for line in m.torch_minors() if has_wheel(line, python, m)]
     if not usable:
         raise OptionError(f"no supported torch has wheels for Python {python}", f"use Python {PYTHON}")
