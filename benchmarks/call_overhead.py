@@ -2,7 +2,8 @@
 (lifted state pre-bound, the floor any wrapper can reach) and trtshim's ``CompiledModule``, whose call
 checks the program's whole input contract (``compat.contract``).
 
-Three cases: ``static`` (one tensor input), ``dynamic`` (an unbounded ``Dim("batch")``: symbol
+Three cases: ``static`` (one tensor input), ``dynamic`` (``Dim("batch")``, unbounded on CPU; on CUDA
+bounded by 65535, the batch cuDNN's convolution guards at export: symbol
 binding and range checks on every call) and ``kwargs`` (a tensor, a keyword tensor and a keyword
 float, passed in another order than at compile time: binding by name plus the value check).
 
@@ -63,7 +64,8 @@ def measure(case: str, size: int, rounds: int, calls: int, device: str = "cpu") 
     if case == "kwargs":
         kwargs = {"shift": torch.randn(1, 3, 1, 1, device=device), "gain": 2.0}
     if case == "dynamic":
-        dynamic = {"x": {0: torch.export.Dim("batch")}}
+        bound = {"max": 65535} if device.startswith("cuda") else {}
+        dynamic = {"x": {0: torch.export.Dim("batch", **bound)}}
     example = torch.cat([x, x]) if dynamic else x  # batch 1 would be specialized; the calls run at 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
