@@ -200,7 +200,9 @@ def test_digests_taken_while_writing_equal_a_read_back(tmp_path) -> None:
     read_back = integrity._hash_ranges(str(path), [(m.offset, m.stored) for m in found])
     assert [table["members"][m.name]["sha256"] for m in found] == read_back
     from_stream = sum((m.offset, m.offset + m.stored) in streamed for m in found)
-    assert from_stream >= len(found) - 2, (from_stream, len(found))  # nested zips are read back
+    # torch's PT2 writer goes front to back; the legacy layout (Python's zipfile) seeks back, and is read back
+    if all(m.name.startswith("archive/") for m in found):
+        assert from_stream >= len(found) - 2, (from_stream, len(found))  # nested zips are read back
     tap = integrity.StreamDigests()
     tap.feed(0, b"PK\x03\x04" + bytes(26))
     tap.feed(5, b"x")  # out of order: the tap stops and gives nothing
