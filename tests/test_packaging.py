@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not in
 
 def _uv(*args: str) -> subprocess.CompletedProcess[str]:
     # not the test session's own environment: uv must create and fill the clean one named in args
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("UV_PROJECT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "UV_PYTHON") and not k.startswith("UV_PROJECT")}
     return subprocess.run(["uv", *args], capture_output=True, text=True, timeout=600, env=env)
 
 

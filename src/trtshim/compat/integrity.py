@@ -127,7 +127,8 @@ class StreamDigests:
             return
         view = memoryview(data).cast("B")
         self._expected += len(view)
-        if view[:4] == b"PK\x03\x04" and len(view) >= 30 and (self._running is None or position >= self._start):
+        # a local header starts a member, except as the first bytes of a member's data (a nested zip)
+        if view[:4] == b"PK\x03\x04" and len(view) >= 30 and (self._running is None or position > self._start):
             names = int.from_bytes(view[26:28], "little") + int.from_bytes(view[28:30], "little")
             self._start, self._running = position + 30 + names, hashlib.sha256()
         if self._running is None or position + len(view) <= self._start:
