@@ -168,3 +168,30 @@ def test_a_full_disk_is_a_typed_error_and_keeps_the_old_file(small_filesystem: P
     assert path.read_bytes() == before and _temporaries(small_filesystem) == []
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), small(x))
+
+
+def test_a_save_over_an_existing_file_swaps_it_in_one_step(tmp_path: Path) -> None:
+    """Over an existing regular file (Linux), the new file is swapped in by renameat2(RENAME_EXCHANGE) and
+    the old one removed; a folder in the way is refused as os.replace refuses it, and left where it was."""
+    from unittest import mock
+
+    torch.manual_seed(0)
+    first = compat.compile(torch.nn.Linear(4, 4), (torch.randn(2, 4),), backend="export")
+    second = compat.compile(torch.nn.Linear(4, 4), (torch.randn(2, 4),), backend="export")
+    path = tmp_path / "m.pt2"
+    compat.save(first, path)
+    swapped: list[bool] = []
+    real = atomic._exchange
+    with mock.patch.object(atomic, "_exchange", lambda tmp, p: swapped.append(real(tmp, p)) or swapped[-1]):
+        compat.save(second, path)
+    if sys.platform.startswith("linux"):
+        assert swapped == [True]
+    x = torch.randn(2, 4)
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), second.program.module()(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt2"]  # the old file went with its temporary name
+    folder = tmp_path / "taken.pt2"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(OSError):
+        compat.save(second, folder)
+    assert (folder / "inside").is_dir() and _temporaries(tmp_path) == []

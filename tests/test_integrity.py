@@ -18,7 +18,9 @@ from trtshim.fixes import by_id
 from trtshim.testing.engine_standin import make_hybrid, make_seed_model
 
 
-def copy_with(src: Path, dst: Path, change: dict[str, bytes | None], add: dict[str, bytes] | None = None) -> Path:
+def copy_with(
+    src: Path, dst: Path, change: dict[str, bytes | None], add: dict[str, bytes] | None = None
+) -> Path:
     """A copy of ``src`` with members replaced (bytes) or dropped (None); CRCs recomputed, so only the
     digests can tell."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
@@ -86,7 +88,9 @@ def test_a_changed_byte_in_any_member_is_refused(artifacts, kind: str, tmp_path:
         with pytest.raises(errors.CorruptedArtifactError):
             compat.load(bad)
         refused += 1
-        if "/weights/weight_" in name:  # what torch alone makes of the same file: the damaged weight, silently
+        if (
+            "/weights/weight_" in name
+        ):  # what torch alone makes of the same file: the damaged weight, silently
             with torch.inference_mode():
                 torch_loaded_wrong += not torch.equal(torch.export.load(bad).module()(x), expected)
     assert refused == len(members)
@@ -126,7 +130,7 @@ def test_bulk_members_are_checked_before_the_program_is_handed_out(
     assert check is not None and [m.name for m, _ in check._bulk] == [largest.filename]
     check.finish()
     bad = copy_with(path, tmp_path / "bulk.pt2", {largest.filename: flipped(data)})
-    with pytest.raises(errors.CorruptedArtifactError, match="SHA-256 of its member"):
+    with pytest.raises(errors.CorruptedArtifactError, match="(BLAKE3|SHA-256) of its member"):
         compat.load(bad)
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), expected)
@@ -143,7 +147,9 @@ def test_verify_false_skips_the_digests(artifacts, tmp_path: Path) -> None:
     compat.load(bad, verify=False)  # the caller's choice: loads what torch loads
 
 
-def test_signed_artifacts_load_only_with_the_right_key_and_an_unchanged_file(artifacts, tmp_path: Path) -> None:
+def test_signed_artifacts_load_only_with_the_right_key_and_an_unchanged_file(
+    artifacts, tmp_path: Path
+) -> None:
     pytest.importorskip("cryptography")
     path, x, expected = artifacts["plain"]
     private, public = signing.keygen(tmp_path / "team")
@@ -182,13 +188,15 @@ def test_digests_taken_while_writing_equal_a_read_back(tmp_path) -> None:
     from trtshim.compat import integrity
 
     torch.manual_seed(0)
-    compiled = compat.compile(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()), (torch.randn(2, 64),), backend="export")
+    compiled = compat.compile(
+        torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()), (torch.randn(2, 64),), backend="export"
+    )
     streamed: dict = {}
     seal = integrity.seal
 
-    def spy(path, digests=None):
-        streamed.update(digests or {})
-        return seal(path, digests)
+    def spy(path, digests=None, **kw):
+        streamed.update(digests.result() if digests is not None else {})
+        return seal(path, digests, **kw)
 
     with mock.patch.object(integrity, "seal", spy):
         path = compat.save(compiled, tmp_path / "m.pt2")
@@ -197,13 +205,85 @@ def test_digests_taken_while_writing_equal_a_read_back(tmp_path) -> None:
     with zipfile.ZipFile(path) as zf:
         table = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith(integrity.TABLE_NAME))))
     found = [m for m in integrity.members(str(path)) if m.name in table["members"]]
-    read_back = integrity._hash_ranges(str(path), [(m.offset, m.stored) for m in found])
-    assert [table["members"][m.name]["sha256"] for m in found] == read_back
+    kind = table["algorithm"]
+    assert kind == integrity.algorithm()
+    read_back = integrity._hash_ranges(str(path), [(m.offset, m.stored) for m in found], kind)
+    assert [table["members"][m.name][kind] for m in found] == read_back
     from_stream = sum((m.offset, m.offset + m.stored) in streamed for m in found)
     # torch's PT2 writer goes front to back; the legacy layout (Python's zipfile) seeks back, and is read back
     if all(m.name.startswith("archive/") for m in found):
         assert from_stream == len(found), (from_stream, len(found))  # nested zips (torch < 2.9's weights) too
-    tap = integrity.StreamDigests()
+    tap = integrity.StreamDigests(kind)
     tap.feed(0, b"PK\x03\x04" + bytes(26))
     tap.feed(5, b"x")  # out of order: the tap stops and gives nothing
     assert tap.result() == {}
+
+
+def _sealed_as(src: Path, dst: Path, algorithm: str) -> Path:
+    """A copy of ``src`` whose member table is written anew in ``algorithm``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if not info.filename.endswith(integrity.TABLE_NAME):
+                zout.writestr(info, zin.read(info))
+    integrity.seal(str(dst), name=algorithm)
+    return dst
+
+
+def test_blake3_and_sha256_tables_both_verify_and_both_catch_a_changed_byte(
+    artifacts, tmp_path: Path
+) -> None:
+    """New tables use BLAKE3 (the blake3 package, a dependency); SHA-256 tables (trtshim 0.1, or an
+    install without blake3) keep verifying, and either catches a flipped weight byte."""
+    pytest.importorskip("blake3")
+    path, x, expected = artifacts["plain"]
+    with zipfile.ZipFile(path) as zf:
+        table, _ = integrity.read_table(str(path), zf) or ({}, b"")
+    assert table["algorithm"] == "blake3" and all(len(r["blake3"]) == 64 for r in table["members"].values())
+    for algorithm in ("sha256", "blake3"):
+        sealed = _sealed_as(path, tmp_path / f"{algorithm}.pt2", algorithm)
+        with torch.inference_mode():
+            assert torch.equal(compat.load(sealed)(x), expected)
+        with zipfile.ZipFile(sealed) as zf:
+            weight = max(zf.infolist(), key=lambda i: i.file_size)
+            data = zf.read(weight)
+        bad = copy_with(sealed, tmp_path / f"bad-{algorithm}.pt2", {weight.filename: flipped(data)})
+        with zipfile.ZipFile(bad) as zout, zipfile.ZipFile(sealed) as zin:  # the old table, the new weight
+            assert zout.read(
+                next(n for n in zout.namelist() if n.endswith(integrity.TABLE_NAME))
+            ) == zin.read(next(n for n in zin.namelist() if n.endswith(integrity.TABLE_NAME)))
+        with pytest.raises(
+            errors.CorruptedArtifactError, match=f"{integrity.LABELS[algorithm]} of its member"
+        ):
+            compat.load(bad)
+
+
+def test_a_blake3_table_without_the_blake3_package_is_a_typed_refusal(artifacts) -> None:
+    """Where blake3 cannot be imported, new tables are SHA-256, and a BLAKE3 table is refused with the fix."""
+    import sys
+    from unittest import mock
+
+    pytest.importorskip("blake3")
+    path, _, _ = artifacts["plain"]
+    with mock.patch.dict(sys.modules, {"blake3": None}):  # import blake3 raises ImportError
+        assert integrity.algorithm() == "sha256"
+        with pytest.raises(errors.CorruptedArtifactError, match="blake3 package is not installed") as info:
+            compat.load(path)
+    assert "pip install blake3" in str(info.value)
+
+
+def test_save_is_atomic_always_and_fsyncs_only_when_durable(artifacts, tmp_path: Path) -> None:
+    """``durable=True`` fsyncs the file and its folder; the default does not, and both rename a complete
+    temporary file over the target (a failed save leaves the old file: test_atomic_save)."""
+    import os
+    from unittest import mock
+
+    torch.manual_seed(0)
+    compiled = compat.compile(torch.nn.Linear(8, 8), (torch.randn(2, 8),), backend="export")
+    calls: list[int] = []
+    real = os.fsync
+    with mock.patch.object(os, "fsync", lambda fd: calls.append(fd) or real(fd)):
+        compat.save(compiled, tmp_path / "fast.pt2")
+        fast = len(calls)
+        compat.save(compiled, tmp_path / "durable.pt2", durable=True)
+    assert fast == 0 and len(calls) == 2  # the file, then its folder
+    assert compat.load(tmp_path / "durable.pt2") is not None

@@ -158,7 +158,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     elif manifest is None:
         print(f"{args.file}: a {kind} archive without a trtshim manifest (no provenance recorded)")
     else:
-        print(format_manifest(manifest))
+        print(format_manifest(manifest, os.path.getsize(args.file)))
     return 0
 
 
@@ -179,7 +179,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.key:
         signing.verify(args.file, args.key, args.signature, table_bytes=check.table_bytes)
     signed = f"; signature by {args.key} ok" if args.key else ""
-    print(f"{args.file}: {kind} archive, {check.members_checked} members, every SHA-256 matches its table{signed}")
+    label = integrity.LABELS[check.algorithm]
+    print(f"{args.file}: {kind} archive, {check.members_checked} members, every {label} matches its table{signed}")
     return 0
 
 

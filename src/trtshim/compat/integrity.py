@@ -1,9 +1,11 @@
-"""Member digests: every artifact ``save`` writes carries the SHA-256 of each of its members, and ``load``
+"""Member digests: every artifact ``save`` writes carries the digest of each of its members, and ``load``
 verifies them.
 
 ``save`` lets torch write the archive (the manifest among its extra files), then appends one member
 beside the manifest, ``trtshim_members.json``: for every other member, the manifest included, the
-SHA-256 of its stored bytes, their length and the zip method. ``load`` checks the archive's member names
+digest of its stored bytes, their length and the zip method. The digest is BLAKE3 (the ``blake3``
+package: several GB/s a core, so hashing costs a fraction of writing) where it is installed, else
+SHA-256; the table names its algorithm, and tables of either kind verify. ``load`` checks the archive's member names
 against that table (a missing or extra member is refused; a name twice is refused earlier), hashes every
 member torch parses (program JSON, pickles, configs, the manifest) before anything is parsed, and hashes
 the bulk members (raw tensor bytes, >= 1 MiB) while torch deserializes. The loaded program is handed out
@@ -33,7 +35,7 @@ from typing import Any
 from trtshim.errors import CorruptedArtifactError
 
 TABLE_NAME = "trtshim_members.json"
-ALGORITHM = "sha256"
+ALGORITHMS = ("blake3", "sha256")  # what tables may name; new tables use the first one installed
 BULK_BYTES = 1 << 20
 MAX_TABLE_BYTES = 4 * 2**20
 _CHUNK = 1 << 24
@@ -47,8 +49,33 @@ class Member:
     stored: int  # length of its stored bytes
     method: int  # zip compression method
 
-    def record(self, digest: str) -> dict[str, Any]:
-        return {"sha256": digest, "stored": self.stored, "method": self.method}
+    def record(self, digest: str, algorithm: str) -> dict[str, Any]:
+        return {algorithm: digest, "stored": self.stored, "method": self.method}
+
+
+def algorithm() -> str:
+    """The digest new tables use: BLAKE3 where the ``blake3`` package imports, else SHA-256."""
+    try:
+        import blake3  # noqa: F401
+    except ImportError:
+        return "sha256"
+    return "blake3"
+
+
+def hasher(name: str) -> Any:
+    """A fresh hash object of the table algorithm ``name`` (``update``, ``hexdigest``)."""
+    if name == "sha256":
+        return hashlib.sha256()
+    if name == "blake3":
+        try:
+            from blake3 import blake3
+        except ImportError as exc:
+            raise CorruptedArtifactError(
+                "this archive's member table uses BLAKE3, and the blake3 package is not installed",
+                "pip install blake3 (a dependency of trtshim; the install is incomplete)",
+            ) from exc
+        return blake3(max_threads=blake3.AUTO)
+    raise CorruptedArtifactError(f"unknown digest algorithm {name!r}", f"tables use one of {ALGORITHMS}")
 
 
 def members(path: str, infos: Iterable[zipfile.ZipInfo] | None = None) -> list[Member]:
@@ -65,10 +92,14 @@ def members(path: str, infos: Iterable[zipfile.ZipInfo] | None = None) -> list[M
             name_length = int.from_bytes(header[26:28], "little")
             stored_name = fh.read(name_length)
             if len(header) != 30 or header[:4] != b"PK\x03\x04" or stored_name != _name_bytes(info):
-                raise CorruptedArtifactError(f"{path}: the local header of member {info.filename!r} is damaged")
+                raise CorruptedArtifactError(
+                    f"{path}: the local header of member {info.filename!r} is damaged"
+                )
             start = info.header_offset + 30 + name_length + int.from_bytes(header[28:30], "little")
             if start + info.compress_size > size:
-                raise CorruptedArtifactError(f"{path}: member {info.filename!r} runs past the end of the file")
+                raise CorruptedArtifactError(
+                    f"{path}: member {info.filename!r} runs past the end of the file"
+                )
             out.append(Member(info.filename, start, info.compress_size, info.compress_type))
     return out
 
@@ -78,17 +109,17 @@ def _name_bytes(info: zipfile.ZipInfo) -> bytes:
     return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
 
 
-def _hash_ranges(path: str, ranges: list[tuple[int, int]]) -> list[str]:
-    """SHA-256 of each (offset, length) range of the file, read through mmap (no copies)."""
+def _hash_ranges(path: str, ranges: list[tuple[int, int]], name: str) -> list[str]:
+    """The ``name`` digest of each (offset, length) range of the file, read through mmap (no copies)."""
     with open(path, "rb") as fh:
         if os.fstat(fh.fileno()).st_size == 0:
-            return [hashlib.sha256().hexdigest() for _ in ranges]
+            return [hasher(name).hexdigest() for _ in ranges]
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             view = memoryview(mm)
             try:
                 out = []
                 for offset, length in ranges:
-                    h = hashlib.sha256()
+                    h = hasher(name)
                     for start in range(offset, offset + length, _CHUNK):
                         h.update(view[start : min(offset + length, start + _CHUNK)])
                     out.append(h.hexdigest())
@@ -98,7 +129,7 @@ def _hash_ranges(path: str, ranges: list[tuple[int, int]]) -> list[str]:
 
 
 class StreamDigests:
-    """The SHA-256 of each member's stored bytes, taken from the bytes as a writer emits a zip front to
+    """The digest (``algorithm``) of each member's stored bytes, taken from the bytes as a writer emits a zip front to
     back (torch's writer does), so that the save need not read its file back to hash it.
 
     ``feed(position, data)`` for every write, before the bytes go to the file. A write that starts with a
@@ -111,7 +142,8 @@ class StreamDigests:
     would have to copy every buffer torch hands out, which costs more than it overlaps on few cores).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, algorithm: str = "sha256") -> None:
+        self.algorithm = algorithm
         self._expected = 0
         self._stopped = False
         self._digests: dict[tuple[int, int], str] = {}
@@ -128,9 +160,13 @@ class StreamDigests:
         view = memoryview(data).cast("B")
         self._expected += len(view)
         # a local header starts a member, except as the first bytes of a member's data (a nested zip)
-        if view[:4] == b"PK\x03\x04" and len(view) >= 30 and (self._running is None or position > self._start):
+        if (
+            view[:4] == b"PK\x03\x04"
+            and len(view) >= 30
+            and (self._running is None or position > self._start)
+        ):
             names = int.from_bytes(view[26:28], "little") + int.from_bytes(view[28:30], "little")
-            self._start, self._running = position + 30 + names, hashlib.sha256()
+            self._start, self._running = position + 30 + names, hasher(self.algorithm)
         if self._running is None or position + len(view) <= self._start:
             return
         self._running.update(view[max(0, self._start - position) :])
@@ -140,21 +176,45 @@ class StreamDigests:
         return dict(self._digests)
 
 
-def seal(path: str, streamed: dict[tuple[int, int], str] | None = None) -> None:
-    """Append the member table beside the manifest of the archive at ``path`` (a file being saved);
-    ``streamed``: digests taken while it was written (``StreamDigests``), used where they match a member."""
+def seal(
+    path: str,
+    streamed: StreamDigests | None = None,
+    name: str | None = None,
+    appended: dict[str, bytes] | None = None,
+) -> None:
+    """Append the member table beside the manifest of the archive at ``path`` (a file being saved), in
+    the algorithm ``name`` (default: ``algorithm()``); ``streamed``: the digests taken while it was
+    written, used where they match a member and are of that algorithm. ``appended``: members to store
+    (uncompressed) in the archive's top folder first, hashed from the bytes in hand."""
+    name = name or (streamed.algorithm if streamed is not None else algorithm())
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
-    manifest = next((i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "trtshim_manifest.json"), None)
+    manifest = next(
+        (i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "trtshim_manifest.json"), None
+    )
     if manifest is None:
         raise CorruptedArtifactError(f"{path}: torch did not write the manifest into the archive")
-    found = members(path, infos)
-    known = streamed or {}
-    missing = [m for m in found if (m.offset, m.offset + m.stored) not in known]
-    read_back = dict(zip([m.name for m in missing], _hash_ranges(path, [(m.offset, m.stored) for m in missing])))
-    digests = [known.get((m.offset, m.offset + m.stored)) or read_back[m.name] for m in found]
-    table = {"algorithm": ALGORITHM, "members": {m.name: m.record(d) for m, d in zip(found, digests)}}
     folder = manifest[: -len("trtshim_manifest.json")]
+    root = folder.rstrip("/").rpartition("/")[0]  # the archive's top folder: torch reads extra/ as text
+    own: dict[str, str] = {}  # appended members, hashed from their bytes
+    if appended:
+        with zipfile.ZipFile(path, "a") as zf:
+            for member, data in appended.items():
+                full = f"{root}/{member}" if root else member
+                zf.writestr(zipfile.ZipInfo(full, date_time=(1980, 1, 1, 0, 0, 0)), data)
+                h = hasher(name)
+                h.update(data)
+                own[full] = h.hexdigest()
+            infos = zf.infolist()
+    found = members(path, infos)
+    known = streamed.result() if streamed is not None and streamed.algorithm == name else {}
+    known.update({(m.offset, m.offset + m.stored): own[m.name] for m in found if m.name in own})
+    missing = [m for m in found if (m.offset, m.offset + m.stored) not in known]
+    read_back = dict(
+        zip([m.name for m in missing], _hash_ranges(path, [(m.offset, m.stored) for m in missing], name))
+    )
+    digests = [known.get((m.offset, m.offset + m.stored)) or read_back[m.name] for m in found]
+    table = {"algorithm": name, "members": {m.name: m.record(d, name) for m, d in zip(found, digests)}}
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr(folder + TABLE_NAME, json.dumps(table, indent=0, sort_keys=True))
 
@@ -168,7 +228,15 @@ def read_table(path: str, zf: zipfile.ZipFile) -> tuple[dict[str, Any], bytes] |
         with zf.open(entry) as fh:
             data = fh.read(MAX_TABLE_BYTES + 1)
         table = json.loads(data.decode("utf-8")) if len(data) <= MAX_TABLE_BYTES else None
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError, NotImplementedError, zlib.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        RecursionError,
+        NotImplementedError,
+        zlib.error,
+    ) as exc:
         raise CorruptedArtifactError(f"the member table inside {path} cannot be read: {exc}") from exc
     problem = _table_problem(table)
     if problem:
@@ -180,19 +248,20 @@ def read_table(path: str, zf: zipfile.ZipFile) -> tuple[dict[str, Any], bytes] |
 def _table_problem(table: Any) -> str | None:
     if not isinstance(table, dict):
         return "not an object (or larger than 4 MiB)"
-    if table.get("algorithm") != ALGORITHM:
-        return f"algorithm {table.get('algorithm')!r}, expected {ALGORITHM!r}"
+    kind = table.get("algorithm")
+    if kind not in ALGORITHMS:
+        return f"algorithm {kind!r}, expected one of {ALGORITHMS}"
     entries = table.get("members")
     if not isinstance(entries, dict):
         return "members: expected an object"
     for name, rec in entries.items():
         if not (
             isinstance(rec, dict)
-            and isinstance(rec.get("sha256"), str)
-            and len(rec["sha256"]) == 64
+            and isinstance(rec.get(kind), str)
+            and len(rec[kind]) == 64
             and all(type(rec.get(k)) is int for k in ("stored", "method"))
         ):
-            return f"members[{name!r}]: expected {{sha256, stored, method}}"
+            return f"members[{name!r}]: expected {{{kind}, stored, method}}"
     return None
 
 
@@ -203,6 +272,7 @@ class Verification:
     path: str
     table_bytes: bytes | None = None
     members_checked: int = 0
+    algorithm: str = "sha256"
     _thread: threading.Thread | None = None
     _result: list[Any] = field(default_factory=list)
     _bulk: list[tuple[Member, str]] = field(default_factory=list)
@@ -213,12 +283,14 @@ class Verification:
             return
         self._thread.join()
         self._thread = None
-        outcome = self._result[0] if self._result else RuntimeError("the digest thread ended without a result")
+        outcome = (
+            self._result[0] if self._result else RuntimeError("the digest thread ended without a result")
+        )
         if isinstance(outcome, BaseException):
             raise CorruptedArtifactError(f"{self.path} cannot be verified: {outcome}") from outcome
         for (member, expected), digest in zip(self._bulk, outcome):
             if digest != expected:
-                raise _changed(self.path, member.name)
+                raise _changed(self.path, member.name, self.algorithm)
 
     def _start(self) -> None:
         ranges = [(m.offset, m.stored) for m, _ in self._bulk]
@@ -226,7 +298,7 @@ class Verification:
 
         def run() -> None:
             try:
-                self._result.append(_WORKER.digests(self.path, stat, ranges))
+                self._result.append(_WORKER.digests(self.path, stat, ranges, self.algorithm))
             except BaseException as exc:  # handed to finish()
                 self._result.append(exc)
 
@@ -246,9 +318,13 @@ def _is_bulk(member: Member, fh: Any) -> bool:
     return bool(fh.read(4) == b"PK\x03\x04")
 
 
-def _changed(path: str, name: str) -> CorruptedArtifactError:
+LABELS = {"blake3": "BLAKE3", "sha256": "SHA-256"}
+
+
+def _changed(path: str, name: str, algorithm: str) -> CorruptedArtifactError:
     return CorruptedArtifactError(
-        f"{path} was changed after it was saved: the SHA-256 of its member {name!r} does not match its table",
+        f"{path} was changed after it was saved: the {LABELS[algorithm]} of its member {name!r} does not match "
+        "its table",
         "the file was damaged or edited; get it again from its source, or re-save it",
     )
 
@@ -273,21 +349,24 @@ def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
     names = {i.filename for i in infos if i.filename.rsplit("/", 1)[-1] != TABLE_NAME}
     extra, missing = sorted(names - set(expected)), sorted(set(expected) - names)
     if extra or missing:
-        what = f"holds {extra[0]!r}, which its member table does not list" if extra else (
-            f"lacks the member {missing[0]!r} that its member table lists"
+        what = (
+            f"holds {extra[0]!r}, which its member table does not list"
+            if extra
+            else (f"lacks the member {missing[0]!r} that its member table lists")
         )
         raise CorruptedArtifactError(f"{path} {what}", "the file was edited after it was saved; get it again")
-    verification = Verification(path, table_bytes=data, members_checked=len(names))
+    kind = table["algorithm"]
+    verification = Verification(path, table_bytes=data, members_checked=len(names), algorithm=kind)
     now: list[tuple[Member, str]] = []
     with open(path, "rb") as fh:
         for member in members(path, [i for i in infos if i.filename in names]):
             rec = expected[member.name]
             if (member.stored, member.method) != (rec["stored"], rec["method"]):
-                raise _changed(path, member.name)
-            (verification._bulk if _is_bulk(member, fh) else now).append((member, rec["sha256"]))
-    for (member, digest), got in zip(now, _hash_ranges(path, [(m.offset, m.stored) for m, _ in now])):
+                raise _changed(path, member.name, kind)
+            (verification._bulk if _is_bulk(member, fh) else now).append((member, rec[kind]))
+    for (member, digest), got in zip(now, _hash_ranges(path, [(m.offset, m.stored) for m, _ in now], kind)):
         if got != digest:
-            raise _changed(path, member.name)
+            raise _changed(path, member.name, kind)
     if verification._bulk:
         verification._start()
     return verification
@@ -298,9 +377,9 @@ def _stat_key(path: str) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
-def _checked_digests(path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
+def _checked_digests(path: str, stat: list[int], ranges: list[tuple[int, int]], name: str) -> list[str]:
     """``_hash_ranges`` of a file that must still be the one ``stat`` describes."""
-    out = _hash_ranges(path, ranges)
+    out = _hash_ranges(path, ranges, name)
     if _stat_key(path) != stat:
         raise OSError("the file changed while it was being loaded")
     return out
@@ -312,7 +391,12 @@ def serve() -> None:
         request = json.loads(line)
         try:
             reply: dict[str, Any] = {
-                "digests": _checked_digests(request["path"], request["stat"], [tuple(r) for r in request["ranges"]])
+                "digests": _checked_digests(
+                    request["path"],
+                    request["stat"],
+                    [tuple(r) for r in request["ranges"]],
+                    request["algorithm"],
+                )
             }
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
@@ -335,15 +419,17 @@ class _HashWorker:
         self._proc: subprocess.Popen[str] | None = None
         self._broken = False
 
-    def digests(self, path: str, stat: list[int], ranges: list[tuple[int, int]]) -> list[str]:
+    def digests(self, path: str, stat: list[int], ranges: list[tuple[int, int]], name: str) -> list[str]:
         if os.environ.get("TRTSHIM_HASH_WORKER", "1") == "0" or self._broken or not self._lock.acquire(False):
-            return _checked_digests(path, stat, ranges)
+            return _checked_digests(path, stat, ranges, name)
         try:
-            reply = self._ask({"path": os.path.abspath(path), "stat": stat, "ranges": ranges})
+            reply = self._ask(
+                {"path": os.path.abspath(path), "stat": stat, "ranges": ranges, "algorithm": name}
+            )
         finally:
             self._lock.release()
         if reply is None:
-            return _checked_digests(path, stat, ranges)
+            return _checked_digests(path, stat, ranges, name)
         if "error" in reply:
             raise OSError(reply["error"])
         return list(reply["digests"])

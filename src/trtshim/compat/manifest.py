@@ -131,8 +131,9 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, 
     return validate(manifest, path), kind
 
 
-def format_manifest(manifest: dict[str, Any]) -> str:
-    """A human summary of a manifest (``trtshim inspect``)."""
+def format_manifest(manifest: dict[str, Any], file_bytes: int | None = None) -> str:
+    """A human summary of a manifest (``trtshim inspect``); ``file_bytes``: the artifact's size, to say what
+    its stored source program costs."""
     env = manifest.get("environment", {})
     lines = [
         f"trtshim artifact (manifest schema {manifest.get('schema')}, written by trtshim {manifest.get('trtshim')})",
@@ -166,6 +167,7 @@ def format_manifest(manifest: dict[str, Any]) -> str:
     lines += _engine_lines(manifest.get("engine"))
     if manifest.get("ir"):
         lines.append(f"  program IR     {manifest['ir']}")
+    lines += _source_lines(manifest.get("source"), file_bytes)
     if manifest.get("target_torch"):
         lines.append(f"  written for    torch {manifest['target_torch']} (save(..., target_torch=))")
     for entry in manifest.get("history") or []:
@@ -173,6 +175,18 @@ def format_manifest(manifest: dict[str, Any]) -> str:
             steps = ", ".join(entry.get("migrations") or []) or "no migration"
             lines.append(f"  upgraded from  torch {entry.get('torch')} (export schema {entry.get('export_schema')}): {steps}")
     return "\n".join(lines)
+
+
+def _source_lines(source: Any, file_bytes: int | None) -> list[str]:
+    """The stored source program (``include_source``): its size, and the file's size against one without it."""
+    if not isinstance(source, dict) or not isinstance(source.get("bytes"), int):
+        return []
+    raw = source["bytes"]
+    stored = -(-raw // 3) * 4 if str(source.get("member", "")).endswith(".b64") else raw  # base64 in trtshim 0.1
+    line = f"  source program {raw} bytes, stored as {'base64 text' if stored != raw else 'bytes'}"
+    if file_bytes and file_bytes > stored:
+        line += f"   file {file_bytes / (file_bytes - stored):.2f}x the size without it"
+    return [line]
 
 
 def _engine_lines(engine: Any) -> list[str]:

@@ -1,6 +1,6 @@
 """Optional authenticity: a detached Ed25519 signature over an artifact's member table.
 
-The member table (``trtshim_members.json``, see ``integrity``) holds the SHA-256 of every other member,
+The member table (``trtshim_members.json``, see ``integrity``) holds the digest (BLAKE3 or SHA-256) of every other member,
 the manifest included, so a signature over the table's bytes covers the whole artifact. ``sign`` writes
 it beside the file (``model.pt2.sig``, base64); ``load(..., public_key=...)`` checks it before anything
 else is read, then the member digests as always. Keys are the caller's: ``cryptography`` key objects,

@@ -3,7 +3,6 @@ compatibility checks and the load fixes' hooks, then ``torch.export.load`` itsel
 
 from __future__ import annotations
 
-import base64
 import io
 import logging
 import os
@@ -18,10 +17,11 @@ from trtshim.compat import program as prog
 from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.checks import allowed_imports, check_compatible, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import export_schema_version
+from trtshim.compat.artifact.saving import read_source
 from trtshim.compat.backends import inductor
 from trtshim.compat.environment import Environment, detect
 from trtshim.compat.input_specs import dim_names_of_manifest, paths_of_manifest
-from trtshim.compat.manifest import read_manifest, read_member, verify_checksums
+from trtshim.compat.manifest import read_manifest, verify_checksums
 from trtshim.compat.module import CompiledModule, PackagedModule, ScriptedModule
 from trtshim.compat.serial import serialized
 from trtshim.compat.versions import release_line
@@ -64,7 +64,7 @@ def load(
     """Load an artifact written by ``save`` (or any torch.export archive) as a ``CompiledModule``.
 
     A file is untrusted input: no code from it runs (every pickle is read statically first, nothing it
-    names is imported), and ``verify`` (default on) checks every member against the SHA-256 table
+    names is imported), and ``verify`` (default on) checks every member against the digest table
     ``save`` wrote (the CRC-32s, for archives without one): a changed byte, a missing or extra member is
     ``CorruptedArtifactError``, and no program is handed out before every digest matched.
     ``device``: where weights, buffers and lifted constants go. ``strict=True`` refuses archives
@@ -332,7 +332,7 @@ def _recompile(
 
     source = manifest["source"]
     announce(f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning)
-    data = io.BytesIO(base64.b64decode(read_member(path, source["member"])))
+    data = read_source(path, source)
     pickle_scan.check_archive(data, f"the source program inside {path}", allowed_modules)
     program = _deserialize(path, source_archive(data, active("load", env=env)))
     name = backends.resolve("auto")

@@ -39,7 +39,7 @@ def manifest_header(env: Environment, backend: str, fmt: str) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
         "trtshim": __version__,
-        "integrity": {"algorithm": integrity.ALGORITHM, "table": integrity.TABLE_NAME},
+        "integrity": {"algorithm": integrity.algorithm(), "table": integrity.TABLE_NAME},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "environment": environment_record(env),
         "backend": backend,

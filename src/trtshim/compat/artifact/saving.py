@@ -15,13 +15,19 @@ from trtshim.compat.artifact.atomic import write_atomically
 from trtshim.compat.artifact.record import build_manifest, manifest_header, script_custom_ops
 from trtshim.compat.environment import detect
 from trtshim.compat.input_names import recorded_dim_names
-from trtshim.compat.manifest import MANIFEST_NAME
+from trtshim.compat.manifest import MANIFEST_NAME, read_member
 from trtshim.compat.module import CompiledModule, PackagedModule
 from trtshim.compat.serial import serialized
 from trtshim.errors import ArtifactError, OptionError, TrtShimError, first_line
 from trtshim.fixes import FixReport, active
 
-SOURCE_NAME = "trtshim_source.b64"
+SOURCE_NAME = "trtshim_source.pt2"  # the source program's archive, stored as it is (not among torch's extra files, which torch reads as text)
+
+
+def read_source(path: str, source: dict[str, Any]) -> io.BytesIO:
+    """The source program archive that the manifest's ``source`` record names inside ``path``."""
+    data = read_member(path, source["member"])
+    return io.BytesIO(base64.b64decode(data) if source["member"].endswith(".b64") else data)
 
 
 def as_compiled(
@@ -76,6 +82,7 @@ def save(
     example_kwargs: dict[str, Any] | None = None,
     include_source: bool | None = None,
     target_torch: str | None = None,
+    durable: bool = False,
 ) -> str:
     """Write a torch.export archive with a trtshim manifest to ``path``; returns the path.
 
@@ -83,9 +90,11 @@ def save(
     ``torch_tensorrt.compile`` returns (with ``example_inputs``), which goes through trtshim's
     hybrid exporter: a drop-in replacement for ``torch_tensorrt.save``.
     ``include_source`` (default: on for the tensorrt backend) also stores the program as it was before
-    TensorRT compilation, so a stack with another engine ABI can ``load(..., on_mismatch="recompile")``.
-    It stores the source archive again, base64-encoded: the file grows to about 2.3x (measured on a
-    small CNN: 32.5 kB -> 74.7 kB; weights dominate larger models, so the factor stays near 1 + 1.33).
+    TensorRT compilation, so a stack with another engine ABI can ``load(..., on_mismatch="recompile")``:
+    its archive, as bytes, one member of the archive (the file grows by the source's size;
+    ``trtshim inspect`` prints the factor).
+    The write is atomic (a temporary file renamed over ``path``: a failed or killed save leaves the old
+    file as it was); ``durable=True`` also fsyncs, so that the file survives a power loss.
     ``target_torch`` (``"2.6"``): write an archive that torch minor reads (older than this one), or refuse
     with the schema features the program uses and that torch lacks (``migrations.targets``).
     """
@@ -97,28 +106,38 @@ def save(
     program = _saved(module.program, fixes)
     manifest = build_manifest(module, fixes)
     extra: dict[str, str] = {}
+    appended: dict[str, bytes] = {}
     if include_source if include_source is not None else module.backend == "tensorrt":
         if isinstance(module, PackagedModule):
-            raise OptionError("include_source is for TensorRT engines; an AOTInductor archive holds its program already")
+            raise OptionError(
+                "include_source is for TensorRT engines; an AOTInductor archive holds its program already"
+            )
         source = _saved(module.source_program, fixes) if module.source_program is not None else program
         buf = io.BytesIO()
         _torch_save(source, buf)
-        extra[SOURCE_NAME] = base64.b64encode(buf.getvalue()).decode("ascii")
+        appended[SOURCE_NAME] = buf.getvalue()
         manifest["source"] = {
             "member": SOURCE_NAME,
             "bytes": len(buf.getvalue()),
             "compile": module.compile_options,
         }
     if isinstance(module, PackagedModule):
-        return _save_package(module, program, path, manifest, extra, target_torch)
+        return _save_package(module, program, path, manifest, durable, target_torch)
     if target_torch is not None and target_torch != _line():
-        return _save_for(program, path, manifest, extra, target_torch)
+        return _save_for(program, path, manifest, appended, target_torch, durable)
     extra[MANIFEST_NAME] = json.dumps(manifest, indent=1)
-    return write_atomically(path, lambda fh: _torch_save(program, fh, extra_files=extra))
+    return write_atomically(
+        path, lambda fh: _torch_save(program, fh, extra_files=extra), durable=durable, appended=appended
+    )
 
 
 def _save_package(
-    module: PackagedModule, program: Any, path: str, manifest: dict[str, Any], extra: dict[str, str], target: str | None
+    module: PackagedModule,
+    program: Any,
+    path: str,
+    manifest: dict[str, Any],
+    durable: bool,
+    target: str | None,
 ) -> str:
     """An AOTInductor module: its program and compiled files in one PT2 archive (``backends.inductor``)."""
     from trtshim.compat.backends import inductor
@@ -128,21 +147,23 @@ def _save_package(
             f"target_torch={target!r}: AOTInductor code runs only on the torch that compiled it ({torch.__version__})",
             "save the program for the older torch instead (backend='export')",
         )
-    if extra:
-        raise OptionError("include_source is for TensorRT engines; an AOTInductor archive holds its program already")
     manifest["aoti"] = {
         "files": sorted(os.path.basename(f) for f in module.aoti_files),
         "device": str(module.device) if module.device is not None else "cpu",
     }
     files = {MANIFEST_NAME: json.dumps(manifest, indent=1)}
-    return write_atomically(path, lambda fh: inductor.write_archive(fh, program, module.aoti_files, files))
+    return write_atomically(
+        path, lambda fh: inductor.write_archive(fh, program, module.aoti_files, files), durable=durable
+    )
 
 
 def _line() -> str:
     return ".".join(torch.__version__.split(".")[:2])
 
 
-def _save_for(program: Any, path: str, manifest: dict[str, Any], extra: dict[str, str], line: str) -> str:
+def _save_for(
+    program: Any, path: str, manifest: dict[str, Any], appended: dict[str, bytes], line: str, durable: bool
+) -> str:
     """The program in the legacy zip layout, its JSON made readable by torch ``line``."""
     from torch._export.serde.serialize import serialize
 
@@ -168,12 +189,11 @@ def _save_for(program: Any, path: str, manifest: dict[str, Any], extra: dict[str
         "serialized_constants.pt": artifact.constants,
         "serialized_example_inputs.pt": artifact.example_inputs,
         "version": f"{major}.{minor}".encode(),
-        **{f"extra_files/{k}": v.encode() for k, v in extra.items()},
         f"extra_files/{MANIFEST_NAME}": json.dumps(manifest, indent=1).encode(),
     }
 
     archive = migrations.Archive(serialized, members, [migrations.PROGRAM, *members])
-    return write_atomically(path, archive.write)
+    return write_atomically(path, archive.write, durable=durable, appended=appended)
 
 
 def _saved(program: Any, fixes: FixReport) -> Any:

@@ -9,7 +9,6 @@ an entry to its ``history``: the original versions and each migration applied.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import io
 import json
@@ -25,7 +24,7 @@ from trtshim.compat.artifact.atomic import write_atomically
 from trtshim.compat.artifact.checks import allowed_imports, check_ops, check_pytree_types
 from trtshim.compat.artifact.record import environment_record, export_schema_version
 from trtshim.compat.environment import detect
-from trtshim.compat.manifest import MANIFEST_NAME, read_manifest, read_member, verify_checksums
+from trtshim.compat.manifest import MANIFEST_NAME, read_manifest, verify_checksums
 from trtshim.compat.serial import serialized
 from trtshim.errors import ArtifactError, IncompatibleArtifactError, UnsafeArtifactError
 from trtshim.fixes import active
@@ -104,7 +103,7 @@ def upgrade(
 ) -> UpgradePlan:
     """Rewrite ``old`` as ``new`` for the installed torch (see the module docstring); ``old`` is not changed."""
     from trtshim.compat.artifact.loading import _deserialize, source_archive
-    from trtshim.compat.artifact.saving import SOURCE_NAME, _saved, _torch_save
+    from trtshim.compat.artifact.saving import SOURCE_NAME, _saved, _torch_save, read_source
 
     old, new = os.fspath(old), os.fspath(new)
     plan = plan_upgrade(old)
@@ -131,21 +130,22 @@ def upgrade(
     program = _saved(_lift_inline_objects(program), fixes)
     updated = _updated_manifest(manifest, plan)
     extra: dict[str, str] = {}
+    appended: dict[str, bytes] = {}
     source = (manifest or {}).get("source")
     if source:
-        data = io.BytesIO(base64.b64decode(read_member(old, source["member"])))
+        data = read_source(old, source)
         pickle_scan.check_archive(data, f"the source program inside {old}", allowed)
         source_program = _saved(_deserialize(old, source_archive(data, fixes)), fixes)
         buf = io.BytesIO()
         _torch_save(source_program, buf)
-        extra[SOURCE_NAME] = base64.b64encode(buf.getvalue()).decode("ascii")
+        appended[SOURCE_NAME] = buf.getvalue()
         updated["source"] = {**source, "member": SOURCE_NAME, "bytes": len(buf.getvalue())}
     extra[MANIFEST_NAME] = json.dumps(updated, indent=1)
     if os.path.abspath(old) == os.path.abspath(new):
         raise ArtifactError(
             f"upgrade writes a new file; {new} is the old one", "name another file; then replace it"
         )
-    write_atomically(new, lambda fh: _torch_save(program, fh, extra_files=extra))
+    write_atomically(new, lambda fh: _torch_save(program, fh, extra_files=extra), appended=appended)
     return plan
 
 
@@ -231,7 +231,7 @@ def _updated_manifest(manifest: dict[str, Any] | None, plan: UpgradePlan) -> dic
         created=now,
         environment=environment_record(env),
         export_schema=export_schema_version(),
-        integrity={"algorithm": integrity.ALGORITHM, "table": integrity.TABLE_NAME},
+        integrity={"algorithm": integrity.algorithm(), "table": integrity.TABLE_NAME},
         history=[*old.get("history", []), entry],
     )
     return old
