@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--fresh-rounds", type=int, default=3)
     args = parser.parse_args()
     from trtshim import compat
-    from trtshim.compat import integrity
+    from trtshim.compat.artifact.trust import integrity
 
     seal = integrity.seal
 

@@ -12,8 +12,8 @@ import torch
 from conftest import run_python
 from trtshim import compat, errors
 from trtshim.compat.artifact import checks, loading, record
+from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_manifest
 from trtshim.compat.gates import requires
-from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
 from trtshim.fixes import active
 from trtshim.testing.rewrite import rewrite_manifest
 

@@ -12,8 +12,8 @@ import torch
 
 from conftest import run_python
 from trtshim import compat, errors
+from trtshim.compat.artifact.manifest import read_manifest
 from trtshim.compat.gates import requires
-from trtshim.compat.manifest import read_manifest
 
 
 def _demo_artifact(tmp_path: Path) -> str:

@@ -15,9 +15,9 @@ import torch
 from conftest import run_python
 from trtshim import compat, errors
 from trtshim.compat.backends.engine_cache import SUFFIX, EngineCache, cached
+from trtshim.compat.call.module import CompiledModule
 from trtshim.compat.environment import Environment
-from trtshim.compat.hybrid import export_hybrid
-from trtshim.compat.module import CompiledModule
+from trtshim.compat.programs.hybrid import export_hybrid
 from trtshim.compat.versions import PackageVersion
 
 pytestmark = pytest.mark.requires("torch>=2.3")  # hybrid programs with custom-object inputs

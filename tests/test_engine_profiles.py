@@ -15,7 +15,7 @@ from torch.export import Dim
 
 from trtshim import compat, errors
 from trtshim.compat.backends import profiles
-from trtshim.compat.module import CompiledModule
+from trtshim.compat.call.module import CompiledModule
 
 pytestmark = pytest.mark.requires("torch>=2.3")  # Dim min/max as torch_tensorrt >= 2.3 reads them
 
@@ -114,7 +114,7 @@ def test_the_tensorrt_program_inherits_the_bound() -> None:
     harvest), so the compiled module's contract holds the bound the engines were built for."""
     from torch._guards import detect_fake_mode
 
-    from trtshim.compat import program as prog
+    from trtshim.compat.programs import program as prog
     from trtshim.fixes.se3_range_constraints import harvest
 
     ep = _program(KINDS["unbounded"]())

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from trtshim import compat
-from trtshim.compat import program as prog
 from trtshim.compat.gates import requires
+from trtshim.compat.programs import program as prog
 from trtshim.fixes import REGISTRY, select
 from trtshim.fixes.cp1_compile_mutates_program import graph_copy
 from trtshim.testing.engine_standin import make_hybrid, make_seed_model
@@ -44,7 +44,7 @@ def test_graph_copy_shares_engine_objects() -> None:
         pytest.skip(
             "torch 2.2 keeps engine objects inline; CP-1 applies with torch_tensorrt >= 2.8 (torch >= 2.8)"
         )
-    from trtshim.compat.hybrid import export_hybrid
+    from trtshim.compat.programs.hybrid import export_hybrid
 
     program = export_hybrid(make_hybrid(model, engine, (x,)), (x,))
     copied = graph_copy(program)

@@ -12,8 +12,8 @@ import torch
 from torch import fx
 
 from trtshim import compat
-from trtshim.compat import hybrid
 from trtshim.compat.gates import requires
+from trtshim.compat.programs import hybrid
 from trtshim.fixes import REGISTRY, active, by_id, select
 from trtshim.fixes.lp1_engine_with_weights import graph_module_fallback_patch
 from trtshim.testing.engine_standin import make_engine, make_hybrid, make_seed_model
@@ -263,7 +263,7 @@ def test_lp8_lifted_values_are_not_keyed_by_node_name(small_cnn, example, compil
     names = [s.arg.name for s in params]
     with pytest.raises(KeyError):  # what a lookup by placeholder name does
         [ep.state_dict[n] for n in names]
-    from trtshim.compat.program import input_slots, lifted_value, program_constants
+    from trtshim.compat.programs.program import input_slots, lifted_value, program_constants
 
     slots = [s for s in input_slots(ep) if s.kind == "PARAMETER"]
     values = [lifted_value(ep, s, program_constants(ep)) for s in slots]

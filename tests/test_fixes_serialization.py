@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from trtshim import compat
-from trtshim.compat import hybrid
+from trtshim.compat.programs import hybrid
 from trtshim.fixes import active, by_id
 
 ENV = compat.detect()
@@ -168,7 +168,7 @@ def test_portable_artifact_recompiles_from_its_source(tmp_path, small_cnn, examp
     assert size_portable > size_lean
     # the source is stored once, as bytes (base64 text made it ~2.3x); here it is the same program
     assert size_portable / size_lean < 2.1, (size_lean, size_portable)
-    from trtshim.compat.manifest import format_manifest, read_manifest
+    from trtshim.compat.artifact.manifest import format_manifest, read_manifest
 
     shown = format_manifest(read_manifest(portable)[0], size_portable)  # trtshim inspect
     assert f"stored as bytes   file {size_portable / (size_portable - read_manifest(portable)[0]['source']['bytes']):.2f}x" in shown

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from trtshim import compat, errors
+from trtshim.compat.artifact.manifest import read_manifest
 from trtshim.compat.artifact.record import export_schema_version
-from trtshim.compat.manifest import read_manifest
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 ARTIFACTS = sorted(GOLDEN.glob("*/*.pt2"))

@@ -13,9 +13,9 @@ from torch import nn
 from torch.export import Dim
 
 from trtshim import compat, errors
+from trtshim.compat.artifact.manifest import format_manifest, read_manifest
+from trtshim.compat.call.input_specs import bound_of
 from trtshim.compat.gates import requires
-from trtshim.compat.input_specs import bound_of
-from trtshim.compat.manifest import format_manifest, read_manifest
 from trtshim.testing import conformance
 
 

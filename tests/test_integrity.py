@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from trtshim import compat, errors
-from trtshim.compat import integrity, signing
+from trtshim.compat.artifact.trust import integrity, signing
 from trtshim.compat.gates import requires
 from trtshim.fixes import by_id
 from trtshim.testing.engine_standin import make_hybrid, make_seed_model
@@ -185,7 +185,7 @@ def test_digests_taken_while_writing_equal_a_read_back(tmp_path) -> None:
     written file gives, member for member, and most members must come from the stream."""
     from unittest import mock
 
-    from trtshim.compat import integrity
+    from trtshim.compat.artifact.trust import integrity
 
     torch.manual_seed(0)
     compiled = compat.compile(

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trtshim import compat, errors
-from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
+from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_manifest
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def test_the_loads_of_clean_artifacts_are_unchanged(tmp_path: Path) -> None:
 
 def test_an_unregistered_custom_class_is_refused(tmp_path: Path) -> None:
     """A TorchBind class the process has not registered is not restored (its C++ code is not here)."""
-    from trtshim.compat import pickle_scan
+    from trtshim.compat.artifact.trust import pickle_scan
 
     assert pickle_scan.allowed("__torch__.torch.classes.quantized", "Conv2dPackedParamsBase")
     assert not pickle_scan.allowed("__torch__.torch.classes.nowhere", "Thing")

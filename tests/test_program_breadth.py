@@ -198,7 +198,7 @@ def test_a_subclass_is_never_imported_because_a_file_names_it(tmp_path: Path) ->
 
 
 def test_a_non_tensor_class_from_an_allowed_module_is_still_refused() -> None:
-    from trtshim.compat import pickle_scan
+    from trtshim.compat.artifact.trust import pickle_scan
 
     assert pickle_scan.allowed("torch.testing._internal.two_tensor", "TwoTensor", ["torch.testing._internal"])
     assert not pickle_scan.allowed("torch.testing._internal.two_tensor", "TwoTensor", [])

@@ -13,8 +13,8 @@ import torch
 
 from conftest import run_python
 from trtshim import compat
+from trtshim.compat.artifact.manifest import read_manifest
 from trtshim.compat.gates import requires
-from trtshim.compat.manifest import read_manifest
 from trtshim.testing.engine_standin import QUALNAME, make_hybrid, make_seed_model
 
 CHILD = """
@@ -59,7 +59,7 @@ def test_seed_hybrid_graph_saves_and_loads_in_a_fresh_process(tmp_path: Path) ->
     manifest, _ = read_manifest(path)
     assert manifest is not None
     assert manifest["backend"] == "hybrid"
-    assert manifest["exporter"] == "trtshim.compat.hybrid.export_hybrid"  # which code wrote the program
+    assert manifest["exporter"] == "trtshim.compat.programs.hybrid.export_hybrid"  # which code wrote the program
     assert [op["qualname"] for op in manifest["custom_ops"]] == [QUALNAME]
     assert manifest["custom_ops"][0]["module"] == "trtshim.testing.engine_standin"
     saved_fixes = {f["id"] for f in manifest["fixes"] if f["applied"]}
@@ -117,7 +117,7 @@ def test_save_of_a_graph_module_needs_its_inputs(tmp_path: Path) -> None:
 def test_torch_2_2_keeps_the_engine_inline(tmp_path: Path) -> None:
     """torch 2.2 has no InputKind.CUSTOM_OBJ; its serializer stores an inline ScriptObject argument
     as a ``_custom_obj_N`` constant. The engine stays inline, and trtshim builds runnable code for it."""
-    from trtshim.compat.program import is_script_object
+    from trtshim.compat.programs.program import is_script_object
 
     model, engine = make_seed_model()
     x = torch.randn(1, 3, 8, 8)
@@ -163,7 +163,7 @@ def test_co2_saving_never_retraces_the_engine(tmp_path: Path) -> None:
 
 
 def test_se1_python_runtime_engines_are_refused_with_the_way_out(tmp_path: Path) -> None:
-    from trtshim.compat.hybrid import HybridExportError
+    from trtshim.compat.programs.hybrid import HybridExportError
 
     class PythonTorchTensorRTModule(torch.nn.Module):  # stand-in: the attribute layout that matters
         def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@ import torch
 from trtshim import compat, errors
 from trtshim.cli import main
 from trtshim.compat.artifact import legacy, migrations
+from trtshim.compat.artifact.manifest import read_manifest
 from trtshim.compat.artifact.record import export_schema_version
-from trtshim.compat.manifest import read_manifest
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 ALLOW = ["trtshim.demo", "trtshim.testing.engine_standin"]

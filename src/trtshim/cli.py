@@ -150,7 +150,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from trtshim.compat.manifest import format_manifest, read_manifest
+    from trtshim.compat.artifact.manifest import format_manifest, read_manifest
 
     manifest, kind = read_manifest(args.file)
     if args.json:
@@ -164,8 +164,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check an artifact's member digests (and its signature, with --key) without deserializing anything."""
-    from trtshim.compat import integrity, signing
-    from trtshim.compat.manifest import read_manifest, verify_checksums
+    from trtshim.compat.artifact.manifest import read_manifest, verify_checksums
+    from trtshim.compat.artifact.trust import integrity, signing
 
     manifest, kind = read_manifest(args.file)
     check = integrity.begin(args.file, manifest)
@@ -185,14 +185,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    from trtshim.compat import signing
+    from trtshim.compat.artifact.trust import signing
 
     print(signing.sign(args.file, args.key, args.signature))
     return 0
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from trtshim.compat import signing
+    from trtshim.compat.artifact.trust import signing
 
     private, public = signing.keygen(args.name)
     print(f"{private}  (private: keep it secret; `trtshim sign FILE --key {private}`)")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trtshim.compat.custom_ops import custom_op
+from trtshim.compat.programs.custom_ops import custom_op
 from trtshim.errors import BackendFallbackWarning
 
 TOLERANCE = 1e-5

@@ -113,7 +113,7 @@ def test_converter_registry_says_where_a_custom_op_runs(ttrt) -> None:
 
 
 def test_engine_op_schema_is_what_the_hybrid_exporter_emits(ttrt) -> None:
-    from trtshim.compat.hybrid import engine_call
+    from trtshim.compat.programs.hybrid import engine_call
 
     schema = torch.ops.tensorrt.execute_engine.default._schema
     assert str(schema.arguments[0].type) == "List[Tensor]"

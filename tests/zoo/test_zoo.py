@@ -26,8 +26,8 @@ from torch.export import Dim
 
 from conftest import run_python
 from trtshim import compat, errors
+from trtshim.compat.artifact.manifest import read_manifest
 from trtshim.compat.backends import export as export_backend
-from trtshim.compat.manifest import read_manifest
 from trtshim.errors import first_line
 from trtshim.testing import conformance
 
@@ -210,7 +210,7 @@ import json, sys, torch, warnings
 warnings.simplefilter("ignore")
 from torch.utils import _pytree as pytree
 from trtshim import compat, errors
-from trtshim.compat.manifest import read_manifest
+from trtshim.compat.artifact.manifest import read_manifest
 path, probes_path, out_path = sys.argv[1:4]
 manifest, _ = read_manifest(path)
 modules = sorted({t["module"] for t in manifest.get("pytree_types", [])})

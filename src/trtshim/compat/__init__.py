@@ -13,12 +13,12 @@ from trtshim.compat.environment import Environment, detect
 if TYPE_CHECKING:
     from trtshim.compat.api import compile
     from trtshim.compat.artifact import load, save
-    from trtshim.compat.custom_ops import custom_op, register_fake
-    from trtshim.compat.manifest import read_manifest
-    from trtshim.compat.module import CompiledModule
+    from trtshim.compat.artifact.manifest import read_manifest
+    from trtshim.compat.artifact.trust.signing import keygen, sign
+    from trtshim.compat.call.module import CompiledModule
+    from trtshim.compat.programs.custom_ops import custom_op, register_fake
     from trtshim.compat.runtime import RuntimeFacts, probe_runtime
     from trtshim.compat.serial import tracing_lock
-    from trtshim.compat.signing import keygen, sign
 
 __all__ = [
     "CompiledModule",
@@ -41,15 +41,15 @@ _LAZY = {
     "compile": "trtshim.compat.api",
     "save": "trtshim.compat.artifact",
     "load": "trtshim.compat.artifact",
-    "CompiledModule": "trtshim.compat.module",
-    "custom_op": "trtshim.compat.custom_ops",
-    "register_fake": "trtshim.compat.custom_ops",
-    "read_manifest": "trtshim.compat.manifest",
+    "CompiledModule": "trtshim.compat.call.module",
+    "custom_op": "trtshim.compat.programs.custom_ops",
+    "register_fake": "trtshim.compat.programs.custom_ops",
+    "read_manifest": "trtshim.compat.artifact.manifest",
     "probe_runtime": "trtshim.compat.runtime",
     "RuntimeFacts": "trtshim.compat.runtime",
     "tracing_lock": "trtshim.compat.serial",
-    "sign": "trtshim.compat.signing",
-    "keygen": "trtshim.compat.signing",
+    "sign": "trtshim.compat.artifact.trust.signing",
+    "keygen": "trtshim.compat.artifact.trust.signing",
 }
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 
 from trtshim.compat import backends
+from trtshim.compat.call.input_names import dim_names, input_paths
+from trtshim.compat.call.module import CompiledModule
 from trtshim.compat.environment import detect
-from trtshim.compat.input_names import dim_names, input_paths
-from trtshim.compat.module import CompiledModule
 from trtshim.compat.serial import serialized
 from trtshim.errors import OptionError, UnsupportedModelError
 from trtshim.fixes import REGISTRY, select
@@ -161,7 +161,7 @@ def _packaged(
     import tempfile
 
     from trtshim.compat.backends import inductor
-    from trtshim.compat.module import PackagedModule
+    from trtshim.compat.call.module import PackagedModule
 
     files = inductor.compile_files(program, {k: v for k, v in options.items() if k in inductor.OPTIONS})
     with tempfile.TemporaryDirectory(prefix="trtshim-aoti-") as folder:  # the runner loads from a package

@@ -26,5 +26,5 @@ FIX = Fix(
     ),
     stage="hybrid",
     how="design",
-    lives_in="trtshim.compat.hybrid.export_hybrid (builds the program from the graph as it is)",
+    lives_in="trtshim.compat.programs.hybrid.export_hybrid (builds the program from the graph as it is)",
 )

@@ -6,7 +6,7 @@ torch's ``_create_graph_module_for_export`` hit a SyntaxError, fell back to an e
 dropped every ``get_attr`` target (``GraphModule does not contain attribute conv_weight``).
 Links: pytorch/TensorRT#2576, pytorch/pytorch#116831, fixed in TensorRT#2575 (kinds) and #2691
 (engine as a lifted custom object; torch_tensorrt 2.3.0). The torch-side fallback is still there.
-Fix: trtshim's hybrid exporter (``trtshim.compat.hybrid``) lifts by kind and hoists every opaque
+Fix: trtshim's hybrid exporter (``trtshim.compat.programs.hybrid``) lifts by kind and hoists every opaque
 object; while it builds a program, a scoped patch makes the fallback copy ``get_attr`` targets.
 Delete when torch_tensorrt < 2.3 leaves the matrix *and* torch's fallback copies attributes.
 """
@@ -25,7 +25,7 @@ def _copy_get_attrs(original: Any) -> Any:
     def create_graph_module_for_export(root: Any, graph: Any) -> Any:
         from torch.fx.graph_module import _copy_attr
 
-        from trtshim.compat.program import has_attribute
+        from trtshim.compat.programs.program import has_attribute
 
         gm = original(root, graph)
         for node in graph.nodes:
@@ -68,7 +68,7 @@ def lift_opaque(lift: Callable[[str, Any, str], Any], fqn: str, obj: Any) -> Any
 def guarded_build() -> Any:
     """Hook ``hybrid.build_scope``: while a program is built, torch's code-generation fallback copies
     every ``get_attr`` target (still dropped by torch 2.13), and torch 2.2's inline-object warning is quiet."""
-    from trtshim.compat.program import quiet_inline_object_codegen
+    from trtshim.compat.programs.program import quiet_inline_object_codegen
 
     patch = graph_module_fallback_patch()
     with patch if patch.available() else contextlib.nullcontext(), quiet_inline_object_codegen():

@@ -18,5 +18,5 @@ FIX = Fix(
     links=("https://github.com/pytorch/TensorRT/issues/2685",),
     stage="call",
     how="design",
-    lives_in="trtshim.compat.module.CompiledModule (an nn.Module that calls the flat graph)",
+    lives_in="trtshim.compat.call.module.CompiledModule (an nn.Module that calls the flat graph)",
 )

@@ -26,5 +26,5 @@ FIX = Fix(
     ),
     stage="load",
     how="design",
-    lives_in="trtshim.compat.module.CompiledModule (lifted constants are buffers: .to() moves them)",
+    lives_in="trtshim.compat.call.module.CompiledModule (lifted constants are buffers: .to() moves them)",
 )

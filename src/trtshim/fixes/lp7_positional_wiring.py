@@ -18,5 +18,5 @@ FIX = Fix(
     links=("https://github.com/pytorch/TensorRT/pull/4446",),
     stage="hybrid",
     how="design",
-    lives_in="trtshim.compat.hybrid._Builder.copy (placeholders bound by position)",
+    lives_in="trtshim.compat.programs.hybrid._Builder.copy (placeholders bound by position)",
 )

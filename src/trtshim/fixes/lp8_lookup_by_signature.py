@@ -4,7 +4,7 @@ Upstream: placeholder names never equal FQNs (``argN_1`` up to torch 2.3, ``p_*`
 2.4: pytorch/pytorch#122452); Torch-TensorRT
 looked constants up by node name until 2.14.0 (pytorch/TensorRT#4349): ``placeholder engine
 'obj__run_on_acc_0_engine' not found in exp_program.constants``. Fix: every lifted value is resolved
-through the graph signature's input specs (``trtshim.compat.program``). Permanent rule, never deleted.
+through the graph signature's input specs (``trtshim.compat.programs.program``). Permanent rule, never deleted.
 """
 
 from __future__ import annotations
@@ -20,5 +20,5 @@ FIX = Fix(
     links=("https://github.com/pytorch/TensorRT/pull/4349", "https://github.com/pytorch/pytorch/pull/122452"),
     stage="call",
     how="design",
-    lives_in="trtshim.compat.program.input_slots (lifted values found through the signature)",
+    lives_in="trtshim.compat.programs.program.input_slots (lifted values found through the signature)",
 )

@@ -40,7 +40,7 @@ def refill_range_constraints(ep: Any) -> Any:
     import torch
     from torch._guards import detect_fake_mode
 
-    from trtshim.compat.program import user_input_placeholders
+    from trtshim.compat.programs.program import user_input_placeholders
 
     if ep.range_constraints:
         return ep

@@ -34,7 +34,7 @@ def engine_abi(env: Environment) -> str | None:
 
 def record_engine(manifest: dict[str, Any], module: Any) -> None:
     """Hook ``save.manifest``: for programs that call TensorRT engines, what a loader must match."""
-    from trtshim.compat.program import custom_ops
+    from trtshim.compat.programs.program import custom_ops
 
     if not any(op.namespace == "tensorrt" for op in custom_ops(module.program)):
         return

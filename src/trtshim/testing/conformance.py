@@ -89,7 +89,7 @@ def torch_check_refuses(ep: torch.export.ExportedProgram, args: tuple[Any, ...],
         return None
     if not hasattr(pytree, "tree_flatten_with_path"):  # torch 2.2
         return None
-    from trtshim.compat.contract import in_spec_order
+    from trtshim.compat.call.contract import in_spec_order
 
     in_spec = ep.call_spec.in_spec
     # torch binds keywords by name and (2.9+) dict keys in any order; its check then sees them in order
@@ -123,7 +123,7 @@ def has_input_check() -> bool:
 def _dict_order_only(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """The call differs from the exported structure only in the order of some dict's keys (torch >= 2.9
     accepts that; older torch refuses it)."""
-    from trtshim.compat.contract import in_spec_order
+    from trtshim.compat.call.contract import in_spec_order
 
     in_spec = ep.call_spec.in_spec
     raw = pytree.tree_flatten((args, kwargs))[1]
@@ -132,8 +132,8 @@ def _dict_order_only(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kw
 
 def _equal_value_other_type(ep: torch.export.ExportedProgram, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Some non-tensor input equals its exported value but has another type (3.0 for 3, 1 for True)."""
-    from trtshim.compat.contract import InputBinder
-    from trtshim.compat.input_specs import input_specs_of
+    from trtshim.compat.call.contract import InputBinder
+    from trtshim.compat.call.input_specs import input_specs_of
 
     specs = input_specs_of(ep)
     try:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from trtshim.compat.custom_ops import register_fake, remember_origin
+from trtshim.compat.programs.custom_ops import register_fake, remember_origin
 
 NAMESPACE = "trtshim_standin"
 ENGINE_CLASS = "__torch__.torch.classes.quantized.Conv2dPackedParamsBase"

@@ -15,8 +15,8 @@ import zipfile
 from collections.abc import Callable
 from typing import Any
 
-from trtshim.compat import integrity
-from trtshim.compat.manifest import MANIFEST_NAME, read_manifest
+from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_manifest
+from trtshim.compat.artifact.trust import integrity
 
 
 def resealed(data: bytes) -> bytes:

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any
 
-from trtshim.compat import integrity
+from trtshim.compat.artifact.trust import integrity
 from trtshim.errors import ArtifactError, ArtifactWriteError, first_line
 
 

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
-from trtshim.compat import pickle_scan, pytree_types
+from trtshim.compat.artifact.manifest import MANIFEST_SCHEMA
 from trtshim.compat.artifact.record import export_schema_version
-from trtshim.compat.custom_ops import is_registered
+from trtshim.compat.artifact.trust import pickle_scan
 from trtshim.compat.environment import Environment
-from trtshim.compat.manifest import MANIFEST_SCHEMA
+from trtshim.compat.programs import pytree_types
+from trtshim.compat.programs.custom_ops import is_registered
 from trtshim.compat.versions import release_line
 from trtshim.errors import (
     ArtifactError,

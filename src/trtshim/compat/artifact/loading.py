@@ -12,17 +12,19 @@ from typing import Any
 
 import torch
 
-from trtshim.compat import integrity, logs, pickle_scan, pytree_types, signing
-from trtshim.compat import program as prog
+from trtshim.compat import logs
 from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.checks import allowed_imports, check_compatible, check_ops, check_pytree_types
+from trtshim.compat.artifact.manifest import read_manifest, verify_checksums
 from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.artifact.saving import read_source
+from trtshim.compat.artifact.trust import integrity, pickle_scan, signing
 from trtshim.compat.backends import inductor
+from trtshim.compat.call.input_specs import dim_names_of_manifest, paths_of_manifest
+from trtshim.compat.call.module import CompiledModule, PackagedModule, ScriptedModule
 from trtshim.compat.environment import Environment, detect
-from trtshim.compat.input_specs import dim_names_of_manifest, paths_of_manifest
-from trtshim.compat.manifest import read_manifest, verify_checksums
-from trtshim.compat.module import CompiledModule, PackagedModule, ScriptedModule
+from trtshim.compat.programs import program as prog
+from trtshim.compat.programs import pytree_types
 from trtshim.compat.serial import serialized
 from trtshim.compat.versions import release_line
 from trtshim.errors import (

@@ -9,12 +9,13 @@ from typing import Any
 import torch
 
 from trtshim._version import __version__
-from trtshim.compat import integrity, pytree_types
-from trtshim.compat import program as prog
-from trtshim.compat.custom_ops import op_origin
+from trtshim.compat.artifact.manifest import MANIFEST_SCHEMA
+from trtshim.compat.artifact.trust import integrity
+from trtshim.compat.call.module import CompiledModule
 from trtshim.compat.environment import Environment
-from trtshim.compat.manifest import MANIFEST_SCHEMA
-from trtshim.compat.module import CompiledModule
+from trtshim.compat.programs import program as prog
+from trtshim.compat.programs import pytree_types
+from trtshim.compat.programs.custom_ops import op_origin
 from trtshim.fixes import FixReport
 
 
@@ -51,8 +52,8 @@ def manifest_header(env: Environment, backend: str, fmt: str) -> dict[str, Any]:
 EXPORTERS = {
     "export": "torch.export.export",
     "program": "the caller's ExportedProgram, as given",
-    "hybrid": "trtshim.compat.hybrid.export_hybrid",
-    "tensorrt": "trtshim.compat.hybrid.export_hybrid",
+    "hybrid": "trtshim.compat.programs.hybrid.export_hybrid",
+    "tensorrt": "trtshim.compat.programs.hybrid.export_hybrid",
     "inductor": "torch.export.export + torch._inductor.aot_compile",
 }
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import torch
 
-from trtshim.compat import program as prog
 from trtshim.compat.artifact.atomic import write_atomically
+from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_member
 from trtshim.compat.artifact.record import build_manifest, manifest_header, script_custom_ops
+from trtshim.compat.call.input_names import recorded_dim_names
+from trtshim.compat.call.module import CompiledModule, PackagedModule
 from trtshim.compat.environment import detect
-from trtshim.compat.input_names import recorded_dim_names
-from trtshim.compat.manifest import MANIFEST_NAME, read_member
-from trtshim.compat.module import CompiledModule, PackagedModule
+from trtshim.compat.programs import program as prog
 from trtshim.compat.serial import serialized
 from trtshim.errors import ArtifactError, OptionError, TrtShimError, first_line
 from trtshim.fixes import FixReport, active
@@ -37,7 +37,7 @@ def as_compiled(
     the ``save.repair`` hooks of ``fixes``: SE-3), or a hybrid GraphModule (through the hybrid exporter)."""
     from torch.export import ExportedProgram
 
-    from trtshim.compat.hybrid import export_hybrid
+    from trtshim.compat.programs.hybrid import export_hybrid
 
     if isinstance(obj, CompiledModule):
         return obj

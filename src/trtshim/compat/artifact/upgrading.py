@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trtshim._version import __version__
-from trtshim.compat import integrity, pickle_scan
 from trtshim.compat.artifact import legacy, migrations
 from trtshim.compat.artifact.atomic import write_atomically
 from trtshim.compat.artifact.checks import allowed_imports, check_ops, check_pytree_types
+from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_manifest, verify_checksums
 from trtshim.compat.artifact.record import environment_record, export_schema_version
+from trtshim.compat.artifact.trust import integrity, pickle_scan
 from trtshim.compat.environment import detect
-from trtshim.compat.manifest import MANIFEST_NAME, read_manifest, verify_checksums
 from trtshim.compat.serial import serialized
 from trtshim.errors import ArtifactError, IncompatibleArtifactError, UnsafeArtifactError
 from trtshim.fixes import active
@@ -157,8 +157,8 @@ def _lift_inline_objects(program: Any) -> Any:
     from torch import fx
     from torch.export import graph_signature as gs
 
-    from trtshim.compat.hybrid import _class_fqn
-    from trtshim.compat.program import is_script_object
+    from trtshim.compat.programs.hybrid import _class_fqn
+    from trtshim.compat.programs.program import is_script_object
 
     graph = program.graph_module.graph
     specs = list(program.graph_signature.input_specs)

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch.export import ExportedProgram
 
-from trtshim.compat import program as prog
 from trtshim.compat.environment import Environment
+from trtshim.compat.programs import program as prog
 from trtshim.errors import EngineCacheWarning, OptionError, TrtShimError, announce, first_line
 
 FORMAT = 1  # bump when what an entry holds changes: every older entry then misses

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch.export import ExportedProgram
 
-from trtshim.compat import program as prog
+from trtshim.compat.programs import program as prog
 from trtshim.errors import DimBoundWarning, OptionError, announce
 
 #: the bound an unbounded dim gets (what torch_tensorrt built for a dim of min 1, made explicit)

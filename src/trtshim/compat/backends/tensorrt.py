@@ -20,8 +20,8 @@ from trtshim.compat import logs
 from trtshim.compat.backends import export as export_backend
 from trtshim.compat.backends import profiles, tensorrt_api
 from trtshim.compat.backends.engine_builds import BuildLog, recording
+from trtshim.compat.call.input_names import dim_names
 from trtshim.compat.environment import Environment
-from trtshim.compat.input_names import dim_names
 from trtshim.errors import (
     BackendFallbackWarning,
     BackendUnavailableError,
@@ -167,7 +167,7 @@ def build_device() -> dict[str, Any] | None:
 
 def example_args(program: ExportedProgram) -> tuple[torch.Tensor, ...]:
     """Inputs shaped like the program's user inputs (dynamic dims at their smallest allowed size)."""
-    from trtshim.compat.input_specs import input_specs_of
+    from trtshim.compat.call.input_specs import input_specs_of
 
     out = []
     for spec in input_specs_of(program):
@@ -262,7 +262,7 @@ def compile_exported(
     _check_dropped(log, trt_options, on_dropped, env)
     if isinstance(compiled, ExportedProgram):  # torch_tensorrt 2.2 with output_format="exported_program"
         return compiled
-    from trtshim.compat.hybrid import export_hybrid
+    from trtshim.compat.programs.hybrid import export_hybrid
 
     return export_hybrid(compiled, args, fixes=fixes)
 

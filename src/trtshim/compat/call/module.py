@@ -17,9 +17,14 @@ from torch import nn
 from torch.export import ExportedProgram
 from torch.utils import _pytree as pytree
 
-from trtshim.compat import program as prog
-from trtshim.compat.contract import InputBinder, InputContract
-from trtshim.compat.input_specs import InputSpec, dim_names_of_manifest, input_specs_of, paths_of_manifest
+from trtshim.compat.call.contract import InputBinder, InputContract
+from trtshim.compat.call.input_specs import (
+    InputSpec,
+    dim_names_of_manifest,
+    input_specs_of,
+    paths_of_manifest,
+)
+from trtshim.compat.programs import program as prog
 
 if TYPE_CHECKING:
     from trtshim.compat.environment import Environment

@@ -17,7 +17,7 @@ import tempfile
 import zipfile
 from typing import Any
 
-from trtshim.compat import integrity
+from trtshim.compat.artifact.trust import integrity
 from trtshim.errors import SignatureError, TrtShimError
 
 SUFFIX = ".sig"

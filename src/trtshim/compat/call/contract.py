@@ -21,9 +21,9 @@ import torch
 from torch.export import ExportedProgram
 from torch.utils import _pytree as pytree
 
-from trtshim.compat import program as prog
-from trtshim.compat.input_specs import DynamicDim, InputSpec, shown_bound
-from trtshim.compat.pytree_types import children
+from trtshim.compat.call.input_specs import DynamicDim, InputSpec, shown_bound
+from trtshim.compat.programs import program as prog
+from trtshim.compat.programs.pytree_types import children
 from trtshim.errors import InputMismatchError
 
 # --- the runtime check --------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from torch.export import ExportedProgram
 from torch.export import graph_signature as gs
 from torch.utils import _pytree as pytree
 
-from trtshim.compat.program import is_script_object, register
+from trtshim.compat.programs.program import is_script_object, register
 from trtshim.errors import TrtShimError
 from trtshim.fixes import FixReport, active
 from trtshim.fixes.co5_symint_engine_boundary import is_symint
@@ -44,7 +44,7 @@ from trtshim.fixes.se3_range_constraints import harvest as harvest_range_constra
 
 
 class HybridExportError(TrtShimError):
-    default_hint = "the graph is not a hybrid graph trtshim can export; see trtshim.compat.hybrid"
+    default_hint = "the graph is not a hybrid graph trtshim can export; see trtshim.compat.programs.hybrid"
 
 
 def engine_call(module: nn.Module) -> tuple[Any, Any] | None:

@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 import torch
 from torch.export import ExportedProgram
 
-from trtshim.compat import program as prog
-from trtshim.compat.manifest import input_summary
+from trtshim.compat.call.summary import input_summary
+from trtshim.compat.programs import program as prog
 
 _CONSTANT_TYPES = (bool, int, float, str)
 

@@ -13,7 +13,7 @@ import torch
 from torch.export import ExportedProgram
 from torch.utils import _pytree as pytree
 
-from trtshim.compat import program as prog
+from trtshim.compat.programs import program as prog
 
 
 def _dim_name(d: Any) -> str | None:

@@ -406,8 +406,8 @@ def serve() -> None:
 
 # the helper imports this module from where this process found it (isolated mode ignores PYTHONPATH)
 _SERVE = (
-    f"import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))!r}); "
-    "from trtshim.compat.integrity import serve; serve()"
+    f"import sys; sys.path.insert(0, {os.path.dirname(os.path.dirname(os.path.abspath(sys.modules['trtshim'].__file__ or '')))!r}); "
+    "from trtshim.compat.artifact.trust.integrity import serve; serve()"
 )
 
 

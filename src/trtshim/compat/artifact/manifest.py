@@ -11,7 +11,8 @@ import zipfile
 import zlib
 from typing import Any
 
-from trtshim.compat.manifest_schema import MAX_MANIFEST_BYTES, validate
+from trtshim.compat.artifact.trust.manifest_schema import MAX_MANIFEST_BYTES, validate
+from trtshim.compat.call.summary import input_summary
 from trtshim.errors import ArtifactNotFoundError, CorruptedArtifactError, NotAnArtifactError
 
 MANIFEST_NAME = "trtshim_manifest.json"
@@ -219,22 +220,3 @@ def _engine_lines(engine: Any) -> list[str]:
         )
         lines.append(f"  engine {i}       {', '.join(built.get('flags') or []) or 'no flags'}; {shapes or 'static shapes'}")
     return lines
-
-
-def input_summary(spec: dict[str, Any]) -> str:
-    """``float32 [batch, 3, 16, 16]  (batch in [1, 64])``, ``int = 3``, ``SymInt n in [2, inf]``."""
-    kind = spec.get("kind", "tensor")
-    if kind == "constant":
-        return f"{spec.get('type')} = {spec.get('value')!r}"
-    dyn = spec.get("dynamic", [])
-    names = {d.get("axis"): d.get("dim") or d.get("symbol") for d in dyn}
-    ranges = ", ".join(
-        f"{d.get('dim') or d.get('symbol')} in [{d.get('min')}, {'inf' if d.get('max') is None else d.get('max')}]"
-        for d in dyn
-    )
-    if kind == "symint":
-        return f"SymInt {ranges}"
-    if kind != "tensor":
-        return str(kind)
-    dims = [str(names.get(a, s)) for a, s in enumerate(spec.get("shape", []))]
-    return f"{spec.get('dtype')} [{', '.join(dims)}]" + (f"  ({ranges})" if ranges else "")

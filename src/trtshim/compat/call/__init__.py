@@ -1,0 +1,1 @@
+"""What every call of a compiled module runs through: the module, its input contract, input specs and names."""
