@@ -287,3 +287,58 @@ def test_save_is_atomic_always_and_fsyncs_only_when_durable(artifacts, tmp_path:
         compat.save(compiled, tmp_path / "durable.pt2", durable=True)
     assert fast == 0 and len(calls) == 2  # the file, then its folder
     assert compat.load(tmp_path / "durable.pt2") is not None
+
+
+def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, monkeypatch) -> None:
+    """One pass: compat.load opens the artifact once for its checks (torch then opens it itself, and the
+    bulk digests, which run beside torch, open it once more), and
+    each member's bytes are read from it at most once: the manifest, the table, the digests and the
+    pickle scan share them; the bulk tensor bytes are hashed once while torch loads them."""
+    import builtins
+    import io
+    import os
+    import sys
+    from collections import Counter
+
+    from trtshim.compat.artifact.trust.opened import OpenedArchive
+
+    path, x, expected = artifacts["plain"]
+    opens: list[str] = []
+    real_open = builtins.open
+
+    def spy_open(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == os.path.abspath(path):
+            caller = sys._getframe(1).f_code
+            if f"{os.sep}trtshim{os.sep}" in caller.co_filename:  # torch <= 2.4 opens it with zipfile
+                opens.append(f"{os.path.basename(caller.co_filename)}:{caller.co_name}")
+        return real_open(file, *args, **kwargs)
+
+    reads: Counter[str] = Counter()
+    real_slice = OpenedArchive._slice
+    real_ranges = integrity._hash_ranges
+
+    def spy_slice(self, member):  # type: ignore[no-untyped-def]
+        reads[member.name] += 1
+        return real_slice(self, member)
+
+    places = {(m.offset, m.stored): m.name for m in integrity.members(str(path))}
+
+    def spy_ranges(p, ranges, name):  # type: ignore[no-untyped-def]
+        reads.update(places[r] for r in ranges)
+        return real_ranges(p, ranges, name)
+
+    monkeypatch.setenv("TRTSHIM_HASH_WORKER", "0")  # the bulk digests in this process, where the spy sees them
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(io, "open", spy_open)  # zipfile.ZipFile(path) opens through io.open
+    monkeypatch.setattr(OpenedArchive, "_slice", spy_slice)
+    monkeypatch.setattr(integrity, "_hash_ranges", spy_ranges)
+    module = compat.load(path)
+    monkeypatch.undo()
+    # once for every check, once more by the bulk digests (a process of their own where one can run)
+    assert sorted(opens) == ["integrity.py:_hash_ranges", "opened.py:__init__"], opens
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+    assert reads and max(reads.values()) == 1, reads
+    assert set(reads) == set(names), set(names) - set(reads)  # and every member was read (checked)
+    with torch.inference_mode():
+        assert torch.equal(module(x), expected)

@@ -166,16 +166,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """Check an artifact's member digests (and its signature, with --key) without deserializing anything."""
     from trtshim.compat.artifact.manifest import read_manifest, verify_checksums
     from trtshim.compat.artifact.trust import integrity, signing
+    from trtshim.compat.artifact.trust.opened import OpenedArchive
 
-    manifest, kind = read_manifest(args.file)
-    check = integrity.begin(args.file, manifest)
-    if check is None:
-        if args.key:
-            raise SignatureError(f"{args.file} has no member table, so no signature can cover it")
-        verify_checksums(args.file)
-        print(f"{args.file}: {kind} archive without a member table (saved by an older trtshim or by torch): CRC-32s ok")
-        return 0
-    check.finish()
+    with OpenedArchive(args.file) as archive:
+        manifest, kind = read_manifest(archive)
+        check = integrity.begin(archive, manifest)
+        if check is None:
+            if args.key:
+                raise SignatureError(f"{args.file} has no member table, so no signature can cover it")
+            verify_checksums(archive)
+            print(f"{args.file}: {kind} archive without a member table (saved by an older trtshim or by torch): CRC-32s ok")
+            return 0
+        check.finish()
     if args.key:
         signing.verify(args.file, args.key, args.signature, table_bytes=check.table_bytes)
     signed = f"; signature by {args.key} ok" if args.key else ""

@@ -9,6 +9,7 @@ import json
 import zipfile
 
 from trtshim.compat.artifact import migrations
+from trtshim.compat.artifact.trust.opened import OpenedArchive
 from trtshim.errors import CorruptedArtifactError, first_line
 from trtshim.fixes import FixReport
 
@@ -16,8 +17,13 @@ PROGRAM = migrations.PROGRAM
 _MALFORMED = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 
-def schema_in(path: str | io.BytesIO) -> tuple[int, int] | None:
+def schema_in(path: str | io.BytesIO | OpenedArchive) -> tuple[int, int] | None:
     """The export schema of a legacy archive's program (None: not a legacy archive, or unreadable)."""
+    if isinstance(path, OpenedArchive):
+        try:
+            return migrations.schema_of(json.loads(path.read(PROGRAM))) if PROGRAM in path.names else None
+        except (CorruptedArtifactError, *_MALFORMED):
+            return None
     if isinstance(path, io.BytesIO):
         path.seek(0)
     try:

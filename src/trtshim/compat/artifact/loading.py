@@ -19,6 +19,7 @@ from trtshim.compat.artifact.manifest import read_manifest, verify_checksums
 from trtshim.compat.artifact.record import export_schema_version
 from trtshim.compat.artifact.saving import read_source
 from trtshim.compat.artifact.trust import integrity, pickle_scan, signing
+from trtshim.compat.artifact.trust.opened import OpenedArchive
 from trtshim.compat.backends import inductor
 from trtshim.compat.call.input_specs import dim_names_of_manifest, paths_of_manifest
 from trtshim.compat.call.module import CompiledModule, PackagedModule, ScriptedModule
@@ -82,39 +83,40 @@ def load(
     if on_mismatch not in ON_MISMATCH:
         raise OptionError(f"on_mismatch={on_mismatch!r} is not one of {ON_MISMATCH}")
     path = os.fspath(path)
-    manifest, kind = read_manifest(path)
-    if kind == "torchscript" and not trust_code:
-        raise UnsafeArtifactError(
-            f"{path} is a TorchScript archive: it holds code, which runs when it is loaded and called",
-            "load(path, trust_code=True) if you trust where it came from; torch.export archives hold no code",
-        )
-    if kind == "aoti":
-        if not trust_code and public_key is None:
+    with OpenedArchive(path) as archive:  # the zip directory read once; small members read once
+        manifest, kind = read_manifest(archive)
+        if kind == "torchscript" and not trust_code:
             raise UnsafeArtifactError(
-                f"{path} holds AOTInductor code (a native library), which runs when it is loaded",
-                "load(path, trust_code=True) if you trust where it came from, or pass public_key= to require "
-                "a signature by a key you trust",
+                f"{path} is a TorchScript archive: it holds code, which runs when it is loaded and called",
+                "load(path, trust_code=True) if you trust where it came from; torch.export archives hold no code",
             )
-        inductor.check_members(path)
-    check = integrity.begin(path, manifest) if verify or public_key is not None else None
-    if public_key is not None:
-        if check is None:
-            raise SignatureError(
-                f"{path} has no member table, so a signature cannot cover it", "re-save and re-sign it"
-            )
-        signing.verify(path, public_key, signature, table_bytes=check.table_bytes)
-    if verify and check is None:
-        verify_checksums(path)
-    try:
-        return _load_checked(path, manifest, kind, device, strict, allow_imports, on_mismatch, check)
-    except TrtShimError:
-        if check is not None:
-            check.finish()  # a changed byte explains the failure better than the failure itself
-        raise
+        if kind == "aoti":
+            if not trust_code and public_key is None:
+                raise UnsafeArtifactError(
+                    f"{path} holds AOTInductor code (a native library), which runs when it is loaded",
+                    "load(path, trust_code=True) if you trust where it came from, or pass public_key= to require "
+                    "a signature by a key you trust",
+                )
+            inductor.check_members(path, archive.names)
+        check = integrity.begin(archive, manifest) if verify or public_key is not None else None
+        if public_key is not None:
+            if check is None:
+                raise SignatureError(
+                    f"{path} has no member table, so a signature cannot cover it", "re-save and re-sign it"
+                )
+            signing.verify(path, public_key, signature, table_bytes=check.table_bytes)
+        if verify and check is None:
+            verify_checksums(archive)
+        try:
+            return _load_checked(archive, manifest, kind, device, strict, allow_imports, on_mismatch, check)
+        except TrtShimError:
+            if check is not None:
+                check.finish()  # a changed byte explains the failure better than the failure itself
+            raise
 
 
 def _load_checked(
-    path: str,
+    archive: OpenedArchive,
     manifest: dict[str, Any] | None,
     kind: str,
     device: str | torch.device | None,
@@ -124,6 +126,7 @@ def _load_checked(
     check: integrity.Verification | None,
 ) -> CompiledModule | ScriptedModule:
     """``load`` past the file checks; every digest has matched before a module is returned."""
+    path = archive.path
     finish = check.finish if check is not None else (lambda: None)
     env = detect()
     fixes = active("load", "call", env=env)
@@ -134,7 +137,7 @@ def _load_checked(
             f"{path} has no trtshim manifest: no provenance checks were possible (versions, ops)",
             ProvenanceWarning,
         )
-    chain = _migrations(path, manifest, kind, strict)
+    chain = _migrations(archive, manifest, kind, strict)
     caveat = None
     if manifest is not None:
         if kind == "torch.export":
@@ -155,7 +158,7 @@ def _load_checked(
     if kind == "aoti":
         _check_same_torch(path, manifest)
     # before torch unpickles anything: no code from the file runs
-    pickle_scan.check_archive(path, allowed_modules=allowed_imports(allow_imports))
+    pickle_scan.check_archive(archive, allowed_modules=allowed_imports(allow_imports))
     try:
         program = _deserialize(path, legacy.repaired(path, fixes, chain))
     except (CorruptedArtifactError, ArtifactError) as exc:
@@ -232,16 +235,19 @@ def _load_package(
     return module
 
 
-def _migrations(path: str, manifest: dict[str, Any] | None, kind: str, strict: bool) -> list[migrations.Step]:
+def _migrations(
+    archive: OpenedArchive, manifest: dict[str, Any] | None, kind: str, strict: bool
+) -> list[migrations.Step]:
     """The migration steps a torch.export archive of an older schema major needs here (none: same major,
     newer, or no step bridges the gap); ``strict=True`` refuses such an archive instead."""
+    path = archive.path
     if kind != "torch.export":
         return []
     here = tuple(export_schema_version())
     recorded = (manifest or {}).get("export_schema")
     if recorded and recorded[0] >= here[0]:
         return []
-    saved = legacy.schema_in(path)  # the program's own record decides, not the manifest's
+    saved = legacy.schema_in(archive)  # the program's own record decides, not the manifest's
     if not saved or saved[0] >= here[0]:
         return []
     chain = migrations.plan((int(saved[0]), int(saved[1])), (here[0], here[1]))

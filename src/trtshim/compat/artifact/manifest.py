@@ -12,82 +12,40 @@ import zlib
 from typing import Any
 
 from trtshim.compat.artifact.trust.manifest_schema import MAX_MANIFEST_BYTES, validate
+from trtshim.compat.artifact.trust.opened import OpenedArchive
 from trtshim.compat.call.summary import input_summary
-from trtshim.errors import ArtifactNotFoundError, CorruptedArtifactError, NotAnArtifactError
+from trtshim.errors import CorruptedArtifactError, NotAnArtifactError
 
 MANIFEST_NAME = "trtshim_manifest.json"
 MANIFEST_SCHEMA = 1
-_ZIP_MAGIC = b"PK\x03\x04"
 # Entries that mark a torch.export archive: the legacy zip (<= 2.7) and the PT2 archive (>= 2.8).
 _EXPORT_MARKERS = ("serialized_exported_program.json", "models/model.json", "/models/", "archive_format")
 _TORCHSCRIPT_MARKERS = ("constants.pkl", "/code/")
 
 
-def _entries(path: str) -> tuple[zipfile.ZipFile, list[str]]:
-    if not os.path.exists(path):
-        raise ArtifactNotFoundError(f"no such file: {path}")
-    if os.path.isdir(path):
-        raise NotAnArtifactError(f"{path} is a folder, not an artifact file")
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, OverflowError, NotImplementedError) as exc:  # ValueError: name bytes
-        if head == _ZIP_MAGIC:
-            raise CorruptedArtifactError(f"{path} is a damaged zip archive (truncated?): {exc}") from exc
-        shown = head.hex() if head else "an empty file"
-        raise NotAnArtifactError(f"{path} is not a zip archive (it starts with {shown})") from exc
-    try:
-        _check_members(path, zf.infolist())
-    except CorruptedArtifactError:
-        zf.close()
-        raise
-    return zf, zf.namelist()
-
-
-def _check_members(path: str, infos: list[zipfile.ZipInfo]) -> None:
-    """Refuse what no torch writes and a reader could be fooled by: member names that escape the archive,
-    the same name twice (readers disagree on which one counts), sizes deflate cannot produce."""
-    seen: set[str] = set()
-    for info in infos:
-        name = info.filename
-        parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or ".." in parts or (len(name) > 1 and name[1] == ":"):
-            raise CorruptedArtifactError(f"{path} has a member whose name escapes the archive: {name!r}")
-        if name in seen:
-            raise CorruptedArtifactError(
-                f"{path} holds the member {name!r} twice", "the file was edited after it was saved"
-            )
-        seen.add(name)
-        if info.compress_type != zipfile.ZIP_STORED and info.file_size > 1100 * info.compress_size + 2**20:
-            raise CorruptedArtifactError(
-                f"{path} declares {info.file_size} bytes for its member {name!r} from {info.compress_size} "
-                "compressed bytes, more than deflate can produce",
-                "the file was edited after it was saved",
-            )
-
-
-def read_member(path: str | os.PathLike[str], name: str) -> bytes:
+def read_member(source: str | os.PathLike[str] | OpenedArchive, name: str) -> bytes:
     """The bytes of the archive member whose file name is ``name`` (any folder prefix)."""
-    zf, names = _entries(os.fspath(path))
-    with zf:
-        entry = next((n for n in names if n.rsplit("/", 1)[-1] == name), None)
-        if entry is None:
-            raise CorruptedArtifactError(f"{path} has no member {name!r} although its manifest names it")
-        return zf.read(entry)
+    if not isinstance(source, OpenedArchive):
+        with OpenedArchive(source) as opened:
+            return read_member(opened, name)
+    entry = next((n for n in source.names if n.rsplit("/", 1)[-1] == name), None)
+    if entry is None:
+        raise CorruptedArtifactError(f"{source.path} has no member {name!r} although its manifest names it")
+    return source.read(entry)
 
 
-def verify_checksums(path: str | os.PathLike[str]) -> None:
+def verify_checksums(source: str | os.PathLike[str] | OpenedArchive) -> None:
     """Check every member's CRC-32: torch's own readers do not, and load damaged weights silently."""
-    path = os.fspath(path)
-    zf, _ = _entries(path)
-    with zf:
-        try:
-            bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
-            raise CorruptedArtifactError(f"{path} cannot be read to the end: {exc}") from exc
+    if not isinstance(source, OpenedArchive):
+        with OpenedArchive(source) as opened:
+            return verify_checksums(opened)
+    try:
+        bad = source.zip.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
+        raise CorruptedArtifactError(f"{source.path} cannot be read to the end: {exc}") from exc
     if bad is not None:
-        raise CorruptedArtifactError(f"{path} is damaged: the checksum of its member {bad!r} does not match")
+        raise CorruptedArtifactError(f"{source.path} is damaged: the checksum of its member {bad!r} does not match")
+    return None
 
 
 def archive_kind(names: list[str]) -> str:
@@ -102,31 +60,32 @@ def archive_kind(names: list[str]) -> str:
     return "unknown"
 
 
-def read_manifest(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str]:
-    """(manifest or None, archive kind) read straight from the zip; nothing is deserialized."""
-    path = os.fspath(path)
-    zf, names = _entries(path)
-    with zf:
-        kind = archive_kind(names)
-        if kind == "unknown":
-            raise NotAnArtifactError(f"{path} is a zip archive, but not a torch.export, AOTInductor or TorchScript one")
-        entries = [n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_NAME]
-        if not entries:
-            return None, kind
-        if len(entries) > 1:
-            raise CorruptedArtifactError(f"{path} holds {len(entries)} manifests", "the file was edited; re-save it")
-        try:
-            with zf.open(entries[0]) as fh:  # read at most the cap: declared sizes can lie (deflate bombs)
-                data = fh.read(MAX_MANIFEST_BYTES + 1)
-            if len(data) > MAX_MANIFEST_BYTES:
-                raise CorruptedArtifactError(
-                    f"the manifest inside {path} is larger than {MAX_MANIFEST_BYTES // 2**20} MiB",
-                    "real manifests are a few kB: the file was edited",
-                )
-            manifest = json.loads(data.decode("utf-8"))
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RecursionError, NotImplementedError) as exc:
-            what = "is nested too deeply" if isinstance(exc, RecursionError) else f"cannot be read: {exc}"
-            raise CorruptedArtifactError(f"the manifest inside {path} {what}") from exc
+def read_manifest(source: str | os.PathLike[str] | OpenedArchive) -> tuple[dict[str, Any] | None, str]:
+    """(manifest or None, archive kind) read straight from the zip (a path, or an archive ``load``
+    opened once); nothing is deserialized."""
+    if not isinstance(source, OpenedArchive):
+        with OpenedArchive(source) as opened:
+            return read_manifest(opened)
+    path, names = source.path, source.names
+    kind = archive_kind(names)
+    if kind == "unknown":
+        raise NotAnArtifactError(f"{path} is a zip archive, but not a torch.export, AOTInductor or TorchScript one")
+    entries = [n for n in names if n.rsplit("/", 1)[-1] == MANIFEST_NAME]
+    if not entries:
+        return None, kind
+    if len(entries) > 1:
+        raise CorruptedArtifactError(f"{path} holds {len(entries)} manifests", "the file was edited; re-save it")
+    try:
+        data = source.read(entries[0], MAX_MANIFEST_BYTES)  # at most the cap: declared sizes can lie (deflate bombs)
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise CorruptedArtifactError(
+                f"the manifest inside {path} is larger than {MAX_MANIFEST_BYTES // 2**20} MiB",
+                "real manifests are a few kB: the file was edited",
+            )
+        manifest = json.loads(data.decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, RecursionError, NotImplementedError) as exc:
+        what = "is nested too deeply" if isinstance(exc, RecursionError) else f"cannot be read: {exc}"
+        raise CorruptedArtifactError(f"the manifest inside {path} {what}") from exc
     if not isinstance(manifest, dict) or "schema" not in manifest:
         raise CorruptedArtifactError(f"the manifest inside {path} is not a trtshim manifest")
     return validate(manifest, path), kind

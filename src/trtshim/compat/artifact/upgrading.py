@@ -24,6 +24,7 @@ from trtshim.compat.artifact.checks import allowed_imports, check_ops, check_pyt
 from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_manifest, verify_checksums
 from trtshim.compat.artifact.record import environment_record, export_schema_version
 from trtshim.compat.artifact.trust import integrity, pickle_scan
+from trtshim.compat.artifact.trust.opened import OpenedArchive
 from trtshim.compat.environment import detect
 from trtshim.compat.serial import serialized
 from trtshim.errors import ArtifactError, IncompatibleArtifactError, UnsafeArtifactError
@@ -113,15 +114,16 @@ def upgrade(
         )
     if plan.saved_schema and plan.saved_schema[0] < plan.here_schema[0] and not plan.steps:
         raise IncompatibleArtifactError(f"{old}: {plan.verdict}", "re-export the model on this torch")
-    manifest, _ = read_manifest(old)
-    check = integrity.begin(old, manifest)
-    if check is None:
-        verify_checksums(old)
-    if manifest is not None:
-        check_ops(manifest, allow_imports)
-        check_pytree_types(manifest, allow_imports)
     allowed = allowed_imports(allow_imports)
-    pickle_scan.check_archive(old, allowed_modules=allowed)
+    with OpenedArchive(old) as archive:  # every check on one opening of the file
+        manifest, _ = read_manifest(archive)
+        check = integrity.begin(archive, manifest)
+        if check is None:
+            verify_checksums(archive)
+        if manifest is not None:
+            check_ops(manifest, allow_imports)
+            check_pytree_types(manifest, allow_imports)
+        pickle_scan.check_archive(archive, allowed_modules=allowed)
     fixes = active("load", "save")
     chain = _chain(plan.saved_schema, plan.here_schema)  # the plan read the program's record already
     program = _deserialize(old, legacy.repaired(old, fixes, chain))

@@ -77,16 +77,16 @@ def is_package(names: list[str]) -> bool:
     return any(f"/{AOTI_DIR}" in n or n.startswith(AOTI_DIR) for n in names)
 
 
-def check_members(path: str) -> None:
-    """Refuse a package whose compiled members could land outside the folder they are extracted to."""
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            parts = name.replace("\\", "/").split("/")
-            if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
-                raise CorruptedArtifactError(
-                    f"{path} holds the member {name!r}, which would be extracted outside its folder",
-                    "the file was crafted or damaged; do not load it",
-                )
+def check_members(path: str, names: list[str]) -> None:
+    """Refuse a package (at ``path``, its member ``names``) whose compiled members could land outside the
+    folder they are extracted to."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise CorruptedArtifactError(
+                f"{path} holds the member {name!r}, which would be extracted outside its folder",
+                "the file was crafted or damaged; do not load it",
+            )
 
 
 def extracted_files(path: str, owner: Any) -> list[str]:

@@ -28,10 +28,10 @@ import sys
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trtshim.compat.artifact.trust.opened import Member, OpenedArchive, members
 from trtshim.errors import CorruptedArtifactError
 
 TABLE_NAME = "trtshim_members.json"
@@ -40,17 +40,6 @@ BULK_BYTES = 1 << 20
 MAX_TABLE_BYTES = 4 * 2**20
 _CHUNK = 1 << 24
 _PARSED_SUFFIXES = (".json", ".pkl", ".py")  # never bulk: torch parses them
-
-
-@dataclass(frozen=True)
-class Member:
-    name: str
-    offset: int  # of its stored bytes in the file
-    stored: int  # length of its stored bytes
-    method: int  # zip compression method
-
-    def record(self, digest: str, algorithm: str) -> dict[str, Any]:
-        return {algorithm: digest, "stored": self.stored, "method": self.method}
 
 
 def algorithm() -> str:
@@ -76,37 +65,6 @@ def hasher(name: str) -> Any:
             ) from exc
         return blake3(max_threads=blake3.AUTO)
     raise CorruptedArtifactError(f"unknown digest algorithm {name!r}", f"tables use one of {ALGORITHMS}")
-
-
-def members(path: str, infos: Iterable[zipfile.ZipInfo] | None = None) -> list[Member]:
-    """Where each member's stored bytes lie in the file (from its local header, as zip readers find them)."""
-    out: list[Member] = []
-    with open(path, "rb") as fh:
-        if infos is None:
-            with zipfile.ZipFile(fh) as zf:
-                infos = zf.infolist()
-        size = os.fstat(fh.fileno()).st_size
-        for info in infos:
-            fh.seek(info.header_offset)
-            header = fh.read(30)
-            name_length = int.from_bytes(header[26:28], "little")
-            stored_name = fh.read(name_length)
-            if len(header) != 30 or header[:4] != b"PK\x03\x04" or stored_name != _name_bytes(info):
-                raise CorruptedArtifactError(
-                    f"{path}: the local header of member {info.filename!r} is damaged"
-                )
-            start = info.header_offset + 30 + name_length + int.from_bytes(header[28:30], "little")
-            if start + info.compress_size > size:
-                raise CorruptedArtifactError(
-                    f"{path}: member {info.filename!r} runs past the end of the file"
-                )
-            out.append(Member(info.filename, start, info.compress_size, info.compress_type))
-    return out
-
-
-def _name_bytes(info: zipfile.ZipInfo) -> bytes:
-    """A member's name as its headers store it (UTF-8 where flag bit 11 says so, else cp437)."""
-    return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
 
 
 def _hash_ranges(path: str, ranges: list[tuple[int, int]], name: str) -> list[str]:
@@ -219,24 +177,20 @@ def seal(
         zf.writestr(folder + TABLE_NAME, json.dumps(table, indent=0, sort_keys=True))
 
 
-def read_table(path: str, zf: zipfile.ZipFile) -> tuple[dict[str, Any], bytes] | None:
+def read_table(path: str, zf: zipfile.ZipFile | OpenedArchive) -> tuple[dict[str, Any], bytes] | None:
     """(the member table, its bytes) of an open archive, validated; None where it has none."""
-    entry = next((i for i in zf.infolist() if i.filename.rsplit("/", 1)[-1] == TABLE_NAME), None)
+    names = zf.names if isinstance(zf, OpenedArchive) else zf.namelist()
+    entry = next((n for n in names if n.rsplit("/", 1)[-1] == TABLE_NAME), None)
     if entry is None:
         return None
     try:
-        with zf.open(entry) as fh:
-            data = fh.read(MAX_TABLE_BYTES + 1)
+        if isinstance(zf, OpenedArchive):
+            data = zf.read(entry, MAX_TABLE_BYTES)
+        else:
+            with zf.open(entry) as fh:
+                data = fh.read(MAX_TABLE_BYTES + 1)
         table = json.loads(data.decode("utf-8")) if len(data) <= MAX_TABLE_BYTES else None
-    except (
-        zipfile.BadZipFile,
-        OSError,
-        ValueError,
-        EOFError,
-        RecursionError,
-        NotImplementedError,
-        zlib.error,
-    ) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError, NotImplementedError, zlib.error) as exc:
         raise CorruptedArtifactError(f"the member table inside {path} cannot be read: {exc}") from exc
     problem = _table_problem(table)
     if problem:
@@ -306,7 +260,7 @@ class Verification:
         self._thread.start()
 
 
-def _is_bulk(member: Member, fh: Any) -> bool:
+def _is_bulk(member: Member, archive: OpenedArchive) -> bool:
     """Tensor bytes (checked while torch loads): large stored members that torch does not parse as text;
     a nested ``torch.save`` zip counts (its pickles are read statically before torch unpickles them;
     torch 2.2 names its state-dict zip ``serialized_state_dict.json``)."""
@@ -314,8 +268,7 @@ def _is_bulk(member: Member, fh: Any) -> bool:
         return False
     if not member.name.endswith(_PARSED_SUFFIXES):
         return True
-    fh.seek(member.offset)
-    return bool(fh.read(4) == b"PK\x03\x04")
+    return archive.head(member.name) == b"PK\x03\x04"
 
 
 LABELS = {"blake3": "BLAKE3", "sha256": "SHA-256"}
@@ -329,14 +282,16 @@ def _changed(path: str, name: str, algorithm: str) -> CorruptedArtifactError:
     )
 
 
-def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
-    """Start verifying ``path`` against its member table; None where it has none (older artifacts).
-
-    Everything torch parses is checked before this returns; call ``finish()`` before using the program.
+def begin(source: str | OpenedArchive, manifest: dict[str, Any] | None) -> Verification | None:
+    """Start verifying an archive (opened, or at a path) against its member table; None where it has
+    none (older artifacts). Everything torch parses is checked before this returns, from the bytes the
+    opened archive keeps (the pickle scan reads the same ones); call ``finish()`` before using the program.
     """
-    with zipfile.ZipFile(path) as zf:
-        infos = zf.infolist()
-        found = read_table(path, zf)
+    if not isinstance(source, OpenedArchive):
+        with OpenedArchive(source) as opened:
+            return begin(opened, manifest)
+    archive, path = source, source.path
+    found = read_table(path, archive)
     if found is None:
         if manifest is not None and manifest.get("integrity"):
             raise CorruptedArtifactError(
@@ -346,8 +301,8 @@ def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
         return None
     table, data = found
     expected: dict[str, dict[str, Any]] = table["members"]
-    names = {i.filename for i in infos if i.filename.rsplit("/", 1)[-1] != TABLE_NAME}
-    extra, missing = sorted(names - set(expected)), sorted(set(expected) - names)
+    names = [n for n in archive.names if n.rsplit("/", 1)[-1] != TABLE_NAME]
+    extra, missing = sorted(set(names) - set(expected)), sorted(set(expected) - set(names))
     if extra or missing:
         what = (
             f"holds {extra[0]!r}, which its member table does not list"
@@ -357,16 +312,21 @@ def begin(path: str, manifest: dict[str, Any] | None) -> Verification | None:
         raise CorruptedArtifactError(f"{path} {what}", "the file was edited after it was saved; get it again")
     kind = table["algorithm"]
     verification = Verification(path, table_bytes=data, members_checked=len(names), algorithm=kind)
-    now: list[tuple[Member, str]] = []
-    with open(path, "rb") as fh:
-        for member in members(path, [i for i in infos if i.filename in names]):
-            rec = expected[member.name]
-            if (member.stored, member.method) != (rec["stored"], rec["method"]):
-                raise _changed(path, member.name, kind)
-            (verification._bulk if _is_bulk(member, fh) else now).append((member, rec[kind]))
-    for (member, digest), got in zip(now, _hash_ranges(path, [(m.offset, m.stored) for m, _ in now], kind)):
-        if got != digest:
-            raise _changed(path, member.name, kind)
+    places = archive.places()
+    for name in names:
+        member, rec = places[name], expected[name]
+        if (member.stored, member.method) != (rec["stored"], rec["method"]):
+            raise _changed(path, name, kind)
+        if _is_bulk(member, archive):
+            verification._bulk.append((member, rec[kind]))
+            continue
+        h = hasher(kind)
+        view = archive.stored(name)
+        h.update(view)
+        if isinstance(view, memoryview):
+            view.release()
+        if h.hexdigest() != rec[kind]:
+            raise _changed(path, name, kind)
     if verification._bulk:
         verification._start()
     return verification

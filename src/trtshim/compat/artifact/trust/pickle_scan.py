@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Collection, Iterator
 from typing import IO, Any
 
+from trtshim.compat.artifact.trust.opened import OpenedArchive
 from trtshim.errors import CorruptedArtifactError, UnsafeArtifactError
 
 _STRING_OPS = {
@@ -252,17 +253,28 @@ _RAW_STORAGE = re.compile(r"(^|/)data/\d+$|(^|/)weights/|/tensor_data/")
 
 
 def _scan_zip(
-    zf: zipfile.ZipFile, fh: IO[bytes] | None, where: str, depth: int, allowed_modules: Collection[str]
+    zf: zipfile.ZipFile,
+    fh: IO[bytes] | None,
+    where: str,
+    depth: int,
+    allowed_modules: Collection[str],
+    opened: OpenedArchive | None = None,
 ) -> None:
+    """Every pickle in ``zf`` and in the zips nested in it; ``opened``: the archive ``zf`` is the top of,
+    whose kept bytes and member places are used instead of reading the members again."""
     for info in zf.infolist():
         if info.is_dir():
             continue
         label = f"{where}{info.filename}"
-        with zf.open(info) as member:
-            head = member.read(4)
+        if opened is not None:
+            head = opened.head(info.filename)
+        else:
+            with zf.open(info) as member:
+                head = member.read(4)
         if head[:4] == b"PK\x03\x04" and depth < 2:
             if info.compress_type == zipfile.ZIP_STORED and fh is not None:
-                inner_fh: IO[bytes] = io.BufferedReader(_Slice(fh, _data_offset(fh, info), info.file_size))
+                offset = opened.places()[info.filename].offset if opened is not None else _data_offset(fh, info)
+                inner_fh: IO[bytes] = io.BufferedReader(_Slice(fh, offset, info.file_size))
             else:
                 inner_fh = io.BytesIO(zf.read(info))
             try:
@@ -278,17 +290,23 @@ def _scan_zip(
             with inner:
                 _scan_zip(inner, inner_fh, f"{label}!", depth + 1, allowed_modules)
         elif (head[:1] == b"\x80" and not _RAW_STORAGE.search(info.filename)) or info.filename.endswith(".pkl"):
-            with zf.open(info) as member:
-                _check_pickle(member, label, allowed_modules)
+            if opened is not None:
+                _check_pickle(io.BytesIO(opened.read(info.filename)), label, allowed_modules)
+            else:
+                with zf.open(info) as member:
+                    _check_pickle(member, label, allowed_modules)
 
 
 def check_archive(
-    path: str | os.PathLike[str] | IO[bytes], label: str | None = None, allowed_modules: Collection[str] = ()
+    path: str | os.PathLike[str] | IO[bytes] | OpenedArchive, label: str | None = None, allowed_modules: Collection[str] = ()
 ) -> None:
-    """Refuse an archive (a path or a seekable binary file) if any pickle inside it, nested zips
+    """Refuse an archive (a path, a seekable binary file, or one ``load`` opened) if any pickle inside it, nested zips
     included, imports something torch's own serialization does not and this process has not allowed
     (``allowed_modules``: where tensor subclasses may come from): ``UnsafeArtifactError`` names the
     member and the global."""
+    if isinstance(path, OpenedArchive):
+        _scan_zip(path.zip, path.file, f"{label or path.path}:", 0, allowed_modules, opened=path)
+        return
     if isinstance(path, (str, os.PathLike)):
         with open(path, "rb") as fh:
             check_archive(fh, label or os.fspath(path), allowed_modules)
