@@ -1,13 +1,14 @@
 """Interleaved timing for the benchmarks: every case once per round, rounds repeated, medians, so that
-drift on a busy machine hits all cases alike. Each round starts one case later, so that every case
-follows every other equally often: a call that comes right after one that freed much memory can pay
-far more (measured on a 2-core VM: about 1 s more for a 500 MB save, whichever case came next). Garbage is collected before each timed call (outside the
+drift on a busy machine hits all cases alike. Each round runs the cases in another order (shuffled, seeded),
+so that no case always follows the same one: a call that comes right after one that freed much memory
+can pay far more (measured on a 2-core VM: about 1 s more for a 500 MB save, whichever case came next). Garbage is collected before each timed call (outside the
 timing): a loaded program's graph holds reference cycles, and the weights of the last call's result
 would otherwise still occupy memory while the next case runs."""
 
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -22,9 +23,11 @@ def interleaved_medians(
     times: dict[str, list[float]] = {name: [] for name in cases}
     for fn in cases.values():
         fn()
+    order = random.Random(0)
     names = list(cases)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+    for _ in range(rounds):
+        order.shuffle(names)
+        for name in names:
             fn = cases[name]
             gc.collect()
             if settle is not None:

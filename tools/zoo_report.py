@@ -78,7 +78,37 @@ def render(folder: str) -> str:
                 bits.append(r["detail"])
             out.append(f"- torch {versions[line]}, {r['model']}: " + "; ".join(bits))
         out.append("")
+    out += render_aoti(os.path.join(folder, "aoti"))
     return "\n".join(out)
+
+
+def render_aoti(folder: str) -> list[str]:
+    """The AOTInductor table (``backend="inductor"``), from the rows in ``folder`` (none: nothing)."""
+    if not os.path.isdir(folder):
+        return []
+    out = [
+        "## AOTInductor packages (`backend=\"inductor\"`)",
+        "",
+        "The same models compiled to native code: compile time (the export backend's in brackets), the",
+        "median call on the example inputs (eager / export backend / package, ms, CPU), the largest",
+        "difference from eager over the probes the export backend accepts (the package refuses the same",
+        "others), and the saved package loaded with `trust_code=True` in a fresh process.",
+        "",
+        "| model | torch | compile s (export) | call ms: eager / export / AOTI | eager / AOTI | max abs diff | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted((n for n in os.listdir(folder) if n.endswith(".json")), key=lambda n: _line(n[:-5])):
+        with open(os.path.join(folder, name)) as fh:
+            for r in json.load(fh):
+                if "aoti_ms" not in r:
+                    out.append(f"| {r['model']} | {r['torch']} | | | | | {r['verdict']}: {r.get('detail', '')[:120]} |")
+                    continue
+                out.append(
+                    f"| {r['model']} | {r['torch']} | {r['compile_s']:.1f} ({r['export_s']:.1f}) | "
+                    f"{r['eager_ms']:.2f} / {r['export_ms']:.2f} / {r['aoti_ms']:.2f} | "
+                    f"{r['eager_ms'] / r['aoti_ms']:.2f}x | {r['max_abs_diff']:.1e} | {r['verdict']} |"
+                )
+    return [*out, ""]
 
 
 def main() -> None:

@@ -241,11 +241,13 @@ def _torch_export(case: Case, strict: bool) -> tuple[Any, str | None]:
         return None, f"{type(exc).__name__}: {first_line(exc)[:200]}"
 
 
-def _record(row: dict[str, Any]) -> None:
+def _record(row: dict[str, Any], table: str = "") -> None:
+    """One model's row in ``$TRTSHIM_RESULTS/zoo[/table]/<torch>.json``."""
     if not RESULTS:
         return
-    os.makedirs(os.path.join(RESULTS, "zoo"), exist_ok=True)
-    path = os.path.join(RESULTS, "zoo", f"{LINE}.json")
+    folder = os.path.join(RESULTS, "zoo", table)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{LINE}.json")
     rows = json.loads(Path(path).read_text()) if os.path.exists(path) else []
     rows = [r for r in rows if r["model"] != row["model"]] + [row]
     Path(path).write_text(json.dumps(rows, indent=1))
@@ -425,3 +427,134 @@ def test_zoo_stateful_program_conforms_to_torch(name: str, tmp_path: Path) -> No
     row.update(verdict=verdict.kind, ir=compiled.program_ir, steps=len(calls), detail=verdict.detail[:300])
     _record(row)
     assert not verdict.failed, verdict.detail
+
+
+# --- the AOTInductor column: the same models compiled to native code (backend="inductor") -------------
+
+AOTI_CHILD = """
+import sys, torch, warnings
+warnings.simplefilter("ignore")
+from torch.utils import _pytree as pytree
+from trtshim import compat
+from trtshim.compat.artifact.manifest import read_manifest
+path, probes_path, out_path = sys.argv[1:4]
+manifest, _ = read_manifest(path)
+modules = sorted({t["module"] for t in manifest.get("pytree_types", [])})
+module = compat.load(path, trust_code=True, allow_imports=modules)
+results = []
+for args, kwargs in torch.load(probes_path, weights_only=False):
+    with torch.inference_mode():
+        results.append(pytree.tree_leaves(module(*args, **kwargs)))
+torch.save(results, out_path)
+"""
+
+
+def _median_call_ms(fn: Callable[[], Any], calls: int = 20) -> float:
+    import statistics
+    import time
+
+    with torch.inference_mode():
+        fn()
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def _leaves(out: Any) -> list[torch.Tensor]:
+    from torch.utils import _pytree as pytree
+
+    return [t for t in pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+
+
+def _close(got: Any, want: Any, atol: float) -> float | None:
+    """The largest absolute difference, or None where the outputs differ in structure or shape."""
+    a, b = _leaves(got), _leaves(want)
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        return None
+    return max((float((x.float() - y.float()).abs().max()) for x, y in zip(a, b) if x.numel()), default=0.0)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_zoo_model_as_an_aoti_package(name: str, tmp_path: Path) -> None:
+    """backend="inductor": compile time, call time against eager and the export backend, outputs against
+    eager on every probe the export backend accepts (the inductor module refuses the same ones), and the
+    saved package loaded (trust_code=True) in a fresh process; rows for the zoo's AOTInductor table."""
+    import time
+
+    torch.manual_seed(0)
+    case = ZOO[name]()
+    row: dict[str, Any] = {"model": name, "torch": torch.__version__}
+    strict = export_backend.default_strict(compat.detect())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if _torch_export(case, strict)[1] and strict:
+            strict = bool(_torch_export(case, False)[1])
+        options = dict(example_kwargs=case.kwargs, dynamic_shapes=case.dynamic, strict=strict)
+        try:
+            start = time.perf_counter()
+            exported = compat.compile(case.model, case.args, backend="export", **options)
+            row["export_s"] = time.perf_counter() - start
+        except errors.CompileError as exc:
+            row.update(verdict="not exportable", detail=exc.reason[:200])
+            _record(row, "aoti")
+            pytest.skip(f"torch cannot export it here: {exc.reason[:200]}")
+        try:
+            start = time.perf_counter()
+            packaged = compat.compile(case.model, case.args, backend="inductor", **options)
+            row["compile_s"] = time.perf_counter() - start
+        except errors.BackendUnavailableError as exc:
+            row.update(verdict="refused", detail=exc.reason)
+            _record(row, "aoti")
+            pytest.skip(exc.reason)
+        except errors.CompileError as exc:
+            row.update(verdict="compile failed", detail=exc.reason[:300])
+            _record(row, "aoti")
+            raise
+    failures, worst, ran = [], 0.0, []
+    for label, args, kwargs in case.probes:
+        with torch.inference_mode():
+            try:
+                exported(*args, **kwargs)
+            except errors.TrtShimError:  # outside the contract: the package must refuse it too
+                try:
+                    packaged(*args, **kwargs)
+                    failures.append(f"{label}: the export backend refuses it, the package runs it")
+                except errors.TrtShimError:
+                    pass
+                continue
+            want = case.model(*args, **kwargs)
+            diff = _close(packaged(*args, **kwargs), want, case.atol)
+        ran.append((label, args, kwargs, want))
+        if diff is None or diff > max(case.atol, 1e-3):
+            failures.append(f"{label}: outputs differ from eager (max abs diff {diff})")
+        worst = max(worst, diff or 0.0)
+    path = compat.save(packaged, tmp_path / "model.pt2")
+    probes_path, out_path, script = tmp_path / "probes.pt", tmp_path / "out.pt", tmp_path / "child.py"
+    torch.save([(a, k) for _, a, k, _ in ran], probes_path)
+    script.write_text(AOTI_CHILD)
+    proc = run_python(
+        f"import runpy, sys; sys.argv = ['child', {str(path)!r}, {str(probes_path)!r}, {str(out_path)!r}]; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    if proc.returncode != 0:
+        failures.append(f"fresh process: {proc.stderr.strip().splitlines()[-1:]}")
+    else:
+        for (label, _, _, want), got in zip(ran, torch.load(out_path, weights_only=False)):
+            diff = _close(got, want, case.atol)
+            if diff is None or diff > max(case.atol, 1e-3):
+                failures.append(f"{label} (fresh process): outputs differ from eager (max abs diff {diff})")
+    args, kwargs = case.args, case.kwargs
+    row.update(
+        eager_ms=_median_call_ms(lambda: case.model(*args, **kwargs)),
+        export_ms=_median_call_ms(lambda: exported(*args, **kwargs)),
+        aoti_ms=_median_call_ms(lambda: packaged(*args, **kwargs)),
+        max_abs_diff=worst,
+        probes=len(ran),
+        verdict="ok" if not failures else "outputs differ",
+        detail="; ".join(failures)[:500],
+    )
+    _record(row, "aoti")
+    assert not failures, "\n".join(failures)

@@ -41,10 +41,32 @@ def _version_from_metadata(folder: str) -> str | None:
     return None
 
 
+_SCANNED: dict[tuple[tuple[str, int], ...], dict[str, str]] = {}  # by (folder, mtime) of each path entry
+
+
 def installed_distributions(path: list[str] | None = None) -> dict[str, str]:
-    """Watched distributions (torch, torch-tensorrt*, tensorrt*) -> version; first on sys.path wins."""
+    """Watched distributions (torch, torch-tensorrt*, tensorrt*) -> version; first on sys.path wins.
+    Listed again only where a folder on the path changed (an install or removal changes its mtime)."""
+    entries = list(path if path is not None else sys.path)
+    key = tuple((entry, _mtime(entry or ".")) for entry in entries)
+    cached = _SCANNED.get(key)
+    if cached is None:
+        if len(_SCANNED) > 64:
+            _SCANNED.clear()
+        cached = _SCANNED[key] = _scan(entries)
+    return dict(cached)
+
+
+def _mtime(folder: str) -> int:
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _scan(entries: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
-    for entry in path if path is not None else sys.path:
+    for entry in entries:
         try:
             with os.scandir(entry or ".") as it:
                 names = [e.name for e in it if e.name.endswith((".dist-info", ".egg-info"))]
