@@ -261,12 +261,16 @@ def _child_outcome(entry: tuple[Any, ...]) -> tuple[bool, Any]:
     return False, exc
 
 
+def _start(name: str) -> tuple[Case, dict[str, Any], bool]:
+    """The model's case (seeded), its result row, and whether this torch exports strictly by default."""
+    torch.manual_seed(0)
+    row: dict[str, Any] = {"model": name, "torch": torch.__version__}
+    return ZOO[name](), row, export_backend.default_strict(compat.detect())
+
+
 @pytest.mark.parametrize("name", list(ZOO))
 def test_zoo_model_conforms_to_torch(name: str, tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    case = ZOO[name]()
-    row: dict[str, Any] = {"model": name, "torch": torch.__version__}
-    strict = export_backend.default_strict(compat.detect())
+    case, row, strict = _start(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain, torch_error = _torch_export(case, strict)
@@ -484,10 +488,7 @@ def test_zoo_model_as_an_aoti_package(name: str, tmp_path: Path) -> None:
     saved package loaded (trust_code=True) in a fresh process; rows for the zoo's AOTInductor table."""
     import time
 
-    torch.manual_seed(0)
-    case = ZOO[name]()
-    row: dict[str, Any] = {"model": name, "torch": torch.__version__}
-    strict = export_backend.default_strict(compat.detect())
+    case, row, strict = _start(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if _torch_export(case, strict)[1] and strict:
