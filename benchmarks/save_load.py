@@ -119,6 +119,9 @@ def main() -> None:
             torch.export.save(module.program, buf)
             as_text = lean + len(base64.b64encode(buf.getvalue()))
             del module, buf  # the loads below run without the compiled model in memory
+            for name in ("torch", "durable", "before", "source"):  # nor the other files in the page cache
+                os.unlink(at[name])
+            os.sync()
             load = interleaved_medians(
                 {
                     "torch": lambda p=at["trtshim"]: torch.export.load(p).module(),

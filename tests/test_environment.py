@@ -169,3 +169,16 @@ def test_one_gate_for_every_distribution() -> None:
     assert release_in("2.6.0rc1", "==2.6.*") and not release_in("2.10.0", ">=2.7,<2.10")
     with pytest.raises(ValueError, match="not a requirement"):
         requires("torch >= = 2")
+
+
+def test_a_package_installed_after_a_first_scan_is_seen(tmp_path) -> None:
+    """installed_distributions lists a folder again once it changed (an install adds a .dist-info)."""
+    from trtshim.compat.environment import installed_distributions
+
+    site = tmp_path / "site"
+    site.mkdir()
+    assert installed_distributions([str(site)]) == {}
+    (site / "torch-2.9.1.dist-info").mkdir()
+    assert installed_distributions([str(site)]) == {"torch": "2.9.1"}
+    (site / "torch-2.9.1.dist-info").rename(site / "torch-2.10.0.dist-info")  # an upgrade
+    assert installed_distributions([str(site)]) == {"torch": "2.10.0"}
