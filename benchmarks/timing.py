@@ -33,6 +33,7 @@ def interleaved_medians(
             if settle is not None:
                 settle()
             start = time.perf_counter()
-            fn()
+            result = fn()  # freed after the timing: torch's results hold cycles (freed by gc), others not
             times[name].append(time.perf_counter() - start)
+            del result
     return {name: statistics.median(values) for name, values in times.items()}
