@@ -149,7 +149,7 @@ def _load_checked(
             if on_mismatch != "recompile" or not manifest.get("source"):
                 raise
             finish()
-            return _recompile(path, manifest, env, device, exc, allowed_imports(allow_imports))
+            return _recompile(archive, manifest, env, device, exc, allowed_imports(allow_imports))
         check_ops(manifest, allow_imports)
         check_pytree_types(manifest, allow_imports)
     if kind == "torchscript":
@@ -328,7 +328,7 @@ def _load_error(path: str, exc: Exception, logged: str | None) -> TrtShimError:
 
 
 def _recompile(
-    path: str,
+    archive: OpenedArchive,
     manifest: dict[str, Any],
     env: Environment,
     device: Any,
@@ -338,9 +338,9 @@ def _recompile(
     """Rebuild from the artifact's source program on this stack (announced: it is a fallback)."""
     from trtshim.compat import backends
 
-    source = manifest["source"]
+    path, source = archive.path, manifest["source"]
     announce(f"recompiling {path} from its source program: {why.reason}", BackendFallbackWarning)
-    data = read_source(path, source)
+    data = read_source(archive, source)  # bytes the digests already checked
     pickle_scan.check_archive(data, f"the source program inside {path}", allowed_modules)
     program = _deserialize(path, source_archive(data, active("load", env=env)))
     name = backends.resolve("auto")

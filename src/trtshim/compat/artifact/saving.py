@@ -13,6 +13,7 @@ import torch
 from trtshim.compat.artifact.atomic import write_atomically
 from trtshim.compat.artifact.manifest import MANIFEST_NAME, read_member
 from trtshim.compat.artifact.record import build_manifest, manifest_header, script_custom_ops
+from trtshim.compat.artifact.trust.opened import OpenedArchive
 from trtshim.compat.call.input_names import recorded_dim_names
 from trtshim.compat.call.module import CompiledModule, PackagedModule
 from trtshim.compat.environment import detect
@@ -24,9 +25,10 @@ from trtshim.fixes import FixReport, active
 SOURCE_NAME = "trtshim_source.pt2"  # the source program's archive, stored as it is (not among torch's extra files, which torch reads as text)
 
 
-def read_source(path: str, source: dict[str, Any]) -> io.BytesIO:
-    """The source program archive that the manifest's ``source`` record names inside ``path``."""
-    data = read_member(path, source["member"])
+def read_source(archive: str | OpenedArchive, source: dict[str, Any]) -> io.BytesIO:
+    """The source program archive that the manifest's ``source`` record names inside ``archive`` (a path,
+    or the archive a load opened)."""
+    data = read_member(archive, source["member"])
     return io.BytesIO(base64.b64decode(data) if source["member"].endswith(".b64") else data)
 
 

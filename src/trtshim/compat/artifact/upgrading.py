@@ -124,6 +124,8 @@ def upgrade(
             check_ops(manifest, allow_imports)
             check_pytree_types(manifest, allow_imports)
         pickle_scan.check_archive(archive, allowed_modules=allowed)
+        source = (manifest or {}).get("source")
+        data = read_source(archive, source) if source else None  # from the same opening
     fixes = active("load", "save")
     chain = _chain(plan.saved_schema, plan.here_schema)  # the plan read the program's record already
     program = _deserialize(old, legacy.repaired(old, fixes, chain))
@@ -133,9 +135,7 @@ def upgrade(
     updated = _updated_manifest(manifest, plan)
     extra: dict[str, str] = {}
     appended: dict[str, bytes] = {}
-    source = (manifest or {}).get("source")
-    if source:
-        data = read_source(old, source)
+    if source and data is not None:
         pickle_scan.check_archive(data, f"the source program inside {old}", allowed)
         source_program = _saved(_deserialize(old, source_archive(data, fixes)), fixes)
         buf = io.BytesIO()
