@@ -7,6 +7,7 @@ folder is bounded, concurrent writers are safe. The TensorRT build itself is ``t
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,11 @@ def test_the_folder_is_bounded_least_recently_used_first(tmp_path: Path) -> None
     size = next(tmp_path.glob(f"*{SUFFIX}")).stat().st_size
     small = EngineCache(str(tmp_path), max_bytes=int(size * 2.5))
     _run(small, builder, dim_names={"a": "2"})
-    os.utime(small.path(small.key(builder.source, compat.detect(), None, how=HOW, dim_names={"a": "1"})))  # used again
+    first, second = (small.key(builder.source, compat.detect(), None, how=HOW, dim_names={"a": n}) for n in "12")
+    tick = time.time_ns() + 10**9  # one tick for both (a coarse clock), ahead of this process's clock
+    for key in (first, second):
+        os.utime(small.path(key), ns=(tick, tick))
+    assert small.get(first) is not None  # used again
     _run(small, builder, dim_names={"a": "3"})
     keys = {
         name: small.path(small.key(builder.source, compat.detect(), None, how=HOW, dim_names={"a": name}))

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -117,13 +118,14 @@ class EngineCache:
             announce(f"engine cache entry {os.path.basename(path)} is unusable ({first_line(exc)}); rebuilding", EngineCacheWarning)
             _remove(path)
             return None
-        os.utime(path)  # least recently used goes first
+        _touch(path)
         return module
 
     def put(self, key: str, module: Any) -> str:
         from trtshim.compat.artifact import save
 
         path = save(module, self.path(key), include_source=False)
+        _touch(path)
         self.prune()
         return path
 
@@ -137,7 +139,7 @@ class EngineCache:
                     st = os.stat(full)
                 except FileNotFoundError:  # another process pruned it
                     continue
-                entries.append((st.st_mtime, st.st_size, full))
+                entries.append((st.st_mtime_ns, st.st_size, full))
         total = sum(size for _, size, _ in entries)
         removed = []
         for _, size, full in sorted(entries):
@@ -147,6 +149,21 @@ class EngineCache:
             total -= size
             removed.append(full)
         return removed
+
+
+def _touch(path: str) -> None:
+    """Mark an entry the most recently used (least recently used goes first): later than now and than
+    every other entry. A file system stamps times from a coarse clock (ticks of a few ms), and entries
+    can carry another machine's clock, so "now" alone could tie with or precede an older use."""
+    folder = os.path.dirname(path)
+    newest = 0
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(SUFFIX) and entry.path != path:
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, entry.stat().st_mtime_ns)
+    stamp = max(time.time_ns(), newest + 1)
+    os.utime(path, ns=(stamp, stamp))
 
 
 def _remove(path: str) -> None:
