@@ -67,6 +67,10 @@ def test_every_dim_kind_gets_the_same_profile_fresh_and_loaded(kind: str) -> Non
     assert [(p.min, p.opt, p.max) for p in loaded] == [(p.min, p.opt, p.max) for p in fresh]
     for p in fresh:
         assert p.min <= p.opt <= p.max
+    ep = _program(KINDS[kind]())
+    (first, *_) = _apply(ep)
+    symbol = next(s for s in ep.range_constraints if str(s) == first.symbol)
+    assert int(ep.range_constraints[symbol].lower) >= first.min  # the recorded range holds the engines' min
 
 
 def test_a_loaded_unbounded_dim_is_what_torch_tensorrt_cannot_build() -> None:
@@ -136,4 +140,7 @@ def test_corner_shapes_give_each_input_its_profile() -> None:
         Derived(), (torch.randn(4, 3), torch.randn(8, 3)), dynamic_shapes={"x": {0: b}, "y": {0: 2 * b}}, strict=False
     )
     dims = _apply(ep)
-    assert profiles.corner_shapes(ep, dims) == [((1, 3), (4, 3), (16, 3)), ((2, 3), (8, 3), (32, 3))]
+    # b in a derived dim takes b >= 2 (torch_tensorrt builds 2 * b from b's lower bound, 2), and so does
+    # the contract: b = 1 would give y a size below its engine profile
+    assert profiles.corner_shapes(ep, dims) == [((2, 3), (4, 3), (16, 3)), ((4, 3), (8, 3), (32, 3))]
+    assert int(ep.range_constraints[next(s for s in ep.range_constraints if str(s) == dims[0].symbol)].lower) == 2

@@ -305,3 +305,47 @@ def test_se10_module_paths_with_commas_load_on_torch_2_2_and_2_3() -> None:
                 torch.export.load(source)  # the upstream failure: torch's own loader, and SE-10 left out
         loaded = compat.load(golden)
     assert torch.allclose(loaded(*_golden_io(golden)["inputs"]), _golden_io(golden)["outputs"], atol=1e-5)
+
+
+def _loaded_derived_program() -> tuple[torch.export.ExportedProgram, torch.export.ExportedProgram]:
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 4)
+
+        def forward(self, x, y):
+            return torch.relu(self.lin(x)).sum(0) + self.lin(y).sum(0)
+
+    torch.manual_seed(0)
+    b = torch.export.Dim("b", max=64)
+    fresh = torch.export.export(Two().eval(), (torch.randn(4, 8), torch.randn(8, 8)), dynamic_shapes={"x": {0: b}, "y": {0: 2 * b}})
+    buf = io.BytesIO()
+    torch.export.save(fresh, buf)
+    buf.seek(0)
+    return fresh, torch.export.load(buf)
+
+
+@pytest.mark.requires(*by_id("SE-11").requirements)
+def test_se11_a_loaded_derived_dim_decomposes_before_dynamo_compile() -> None:
+    """``dynamo.compile`` starts with ``run_decompositions``: torch's own fails on the loaded program, and
+    passes after the ``compile.program`` hooks of this stack (SE-11 among them) ran on it."""
+    from trtshim.compat.backends.tensorrt import CompileJob
+
+    fresh, loaded = _loaded_derived_program()
+    with pytest.raises(AssertionError):
+        loaded.run_decompositions()  # the upstream failure
+    _, loaded = _loaded_derived_program()
+    job = CompileJob(loaded, "2.14.0")
+    for hook in active("compile").hooks("compile.program"):
+        hook(job)
+    decomposed = job.program.run_decompositions()
+    x, y = torch.randn(5, 8), torch.randn(10, 8)
+    torch.testing.assert_close(decomposed.module()(x, y), fresh.module()(x, y))
+    assert set(map(str, job.program.range_constraints)) == set(map(str, loaded.range_constraints))
+
+
+@pytest.mark.requires("torch>=2.4", "torch<2.7")
+def test_se11_older_torch_decomposes_a_loaded_derived_dim_itself() -> None:
+    _, loaded = _loaded_derived_program()
+    assert not by_id("SE-11").matches(ENV)
+    loaded.run_decompositions()

@@ -81,37 +81,60 @@ def _rebuild(program: torch.export.ExportedProgram, **options: Any) -> BuildLog:
     return log
 
 
+class TwoInputs(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.lin(x)).sum(0) + self.lin(y).sum(0)
+
+
+def _shared(derived: bool) -> dict[str, Any]:
+    b = Dim("b", max=32)
+    return {"x": {0: b}, "y": {0: 2 * b if derived else b}}
+
+
+#: kind -> (dynamic_shapes, y's rows in the example, [(min, opt, max) rows of each dynamic engine input])
 KINDS = {
-    "unbounded": (lambda: {"x": {0: Dim("b")}}, (1, 4, 4096)),
-    "min only": (lambda: {"x": {0: Dim("b", min=3)}}, (3, 4, 4096)),
-    "max only": (lambda: {"x": {0: Dim("b", max=64)}}, (1, 4, 64)),
-    "bounded": (lambda: {"x": {0: Dim("b", min=2, max=16)}}, (1, 4, 16)),
+    "unbounded": (lambda: {"x": {0: Dim("b")}, "y": None}, 4, [(1, 4, 4096)]),
+    "min only": (lambda: {"x": {0: Dim("b", min=3)}, "y": None}, 4, [(3, 4, 4096)]),
+    "max only": (lambda: {"x": {0: Dim("b", max=64)}, "y": None}, 4, [(1, 4, 64)]),
+    "bounded": (lambda: {"x": {0: Dim("b", min=2, max=16)}, "y": None}, 4, [(1, 4, 16)]),
+    "shared": (lambda: _shared(False), 4, [(1, 4, 32), (1, 4, 32)]),
+    "derived": (lambda: _shared(True), 8, [(1, 4, 32), (4, 8, 64)]),  # torch_tensorrt: 2 * b from b >= 2
 }
+
+
+def _example(kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(4, 8), torch.randn(KINDS[kind][1], 8)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_profiles_are_ours_and_read_back_as_set(set_shapes, kind: str) -> None:
-    dynamic, (low, opt, high) = KINDS[kind]
+    """A static input beside the dynamic ones has no profile (before: reading one failed the build)."""
+    dynamic, _, rows = KINDS[kind]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", errors.DimBoundWarning)
-        log, outcome = _build(Net().eval(), (torch.randn(4, 8),), dynamic())
+        log, outcome = _build(TwoInputs().eval(), _example(kind), dynamic())
     assert outcome == "built" or "deserializeCudaEngine" in outcome, outcome
-    ((profile,),) = [b.profiles for b in log.builds]
-    assert (profile.min, profile.opt, profile.max) == ((low, 8), (opt, 8), (high, 8))
-    assert set_shapes == [(profile.name, profile.min, profile.opt, profile.max)]  # recorded = what TensorRT got
+    ((*profiles,),) = [b.profiles for b in log.builds]
+    assert [(p.min, p.opt, p.max) for p in profiles] == [((lo, 8), (opt, 8), (hi, 8)) for lo, opt, hi in rows]
+    assert set_shapes == [(p.name, p.min, p.opt, p.max) for p in profiles]  # recorded = what TensorRT got
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_a_rebuild_from_a_loaded_source_builds_the_same_profile(set_shapes, kind: str) -> None:
-    """Before: a loaded unbounded dim built (0, 2, 0) and the rebuild failed in the builder."""
-    dynamic, _ = KINDS[kind]
+    """Before: a loaded unbounded dim built (0, 2, 0) and the rebuild failed in the builder; a loaded
+    derived dim failed in torch's run_decompositions (SE-11)."""
+    dynamic, _, _ = KINDS[kind]
     from trtshim.compat.backends import export as export_backend
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", errors.DimBoundWarning)
-        first, _ = _build(Net().eval(), (torch.randn(4, 8),), dynamic())
+        first, _ = _build(TwoInputs().eval(), _example(kind), dynamic())
         source = export_backend.export(
-            Net().eval(), (torch.randn(4, 8),), {}, env=compat.detect(), dynamic_shapes=dynamic(),
+            TwoInputs().eval(), _example(kind), {}, env=compat.detect(), dynamic_shapes=dynamic(),
             options={"ir": "training"},
         ).program
         tensorrt_backend.profiles.apply(source)  # what compile_exported did to the source it saves

@@ -32,6 +32,7 @@ from trtshim.fixes import (
     se7_unnamed_none_inputs,
     se9_legacy_example_inputs,
     se10_module_stack_commas,
+    se11_loaded_derived_dims,
 )
 from trtshim.fixes.registry import FAMILIES, POINTS, STAGES, Decision, Fix, FixReport, select
 
@@ -55,6 +56,7 @@ REGISTRY: tuple[Fix, ...] = (
     se9_legacy_example_inputs.FIX,
     se10_module_stack_commas.FIX,
     cp1_compile_mutates_program.FIX,
+    se11_loaded_derived_dims.FIX,
 )
 
 

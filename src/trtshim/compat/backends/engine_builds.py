@@ -121,6 +121,8 @@ def _profiles(network: Any, profiles: list[Any]) -> tuple[InputProfile, ...]:
     for index, profile in enumerate(profiles):
         for i in range(network.num_inputs):
             tensor = network.get_input(i)
+            if not tensor.is_shape_tensor and all(int(d) >= 0 for d in tensor.shape):
+                continue  # a static input has no profile: asking for one is a TensorRT API error that fails the build
             try:
                 shapes = profile.get_shape_input(tensor.name) if tensor.is_shape_tensor else profile.get_shape(tensor.name)
             except Exception:

@@ -7,7 +7,8 @@ symbol's ``var_to_range`` for min / max, its example hint ``var_to_val`` for opt
 and a loaded program's unbounded dim (range ``[0, int_oo]``) gets the invalid profile ``(0, 2, 0)``.
 trtshim bounds every unbounded dim explicitly (``unbounded_dim_max``, announced with
 ``DimBoundWarning``), keeps opt inside [min, max] (or takes the caller's ``opt``), and writes the bound
-into the program's ``range_constraints`` too, so that the module's input contract, the manifest, torch's
+into the program's ``range_constraints`` too (the lower bound raised to what the engines take: 1, or 2
+for a Dim inside a derived dim), so that the module's input contract, the manifest, torch's
 own loaded module and any rebuild from the stored source all hold the range the engines were built for.
 """
 
@@ -47,9 +48,11 @@ def _is_unbounded(bound: Any) -> bool:
         return True
 
 
-def _symbols(ep: ExportedProgram) -> dict[Any, Any]:
-    """Each free symbol of the user inputs' dims -> the ShapeEnv that holds it."""
+def _symbols(ep: ExportedProgram) -> tuple[dict[Any, Any], set[Any]]:
+    """Each symbol that is a user input's dim -> the ShapeEnv that holds it; and the symbols that some
+    user input's dim holds inside an expression (a derived Dim: ``2 * b``)."""
     out: dict[Any, Any] = {}
+    derived: set[Any] = set()
     for node in prog.user_input_placeholders(ep):
         val = node.meta.get("val")
         dims = val.shape if isinstance(val, torch.Tensor) else (val,) if isinstance(val, torch.SymInt) else ()
@@ -58,7 +61,9 @@ def _symbols(ep: ExportedProgram) -> dict[Any, Any]:
             expr = getattr(sym_node, "expr", None)
             if expr is not None and getattr(expr, "is_Symbol", False):
                 out.setdefault(expr, getattr(sym_node, "shape_env", None))
-    return out
+            elif expr is not None:
+                derived.update(getattr(expr, "free_symbols", ()))
+    return out, derived
 
 
 def apply(
@@ -78,7 +83,8 @@ def apply(
     wanted = dict(opt or {})
     ranges = ep.range_constraints
     out: list[DimProfile] = []
-    for symbol, shape_env in _symbols(ep).items():
+    symbols, in_expressions = _symbols(ep)
+    for symbol, shape_env in symbols.items():
         if shape_env is None or symbol not in shape_env.var_to_range:
             continue
         name = names.get(str(symbol), str(symbol))
@@ -97,9 +103,12 @@ def apply(
         if value is not None and not low <= int(value) <= high and not (int(value) == 1 and low == 2):
             raise OptionError(f"opt for Dim {name!r} is {value}, outside its range [{low}, {high}]")
         chosen = int(value) if value is not None else min(max(int(example) if example is not None else low, low), high)
+        # torch_tensorrt's 0/1 rule builds a symbol of lower bound 2 from 1, but a derived dim (2 * b) from
+        # b's lower bound: where b is in such a dim, the engines take b >= 2 only
+        built_min = 1 if low == 2 and symbol not in in_expressions else low
         shape_env.var_to_range[symbol] = ValueRanges(low, high)
         if symbol in ranges:
-            ranges[symbol] = ValueRanges(ranges[symbol].lower, high)
+            ranges[symbol] = ValueRanges(max(int(ranges[symbol].lower), built_min), high)
         if chosen != example:
             hints[symbol] = chosen
         if bounded_here:
@@ -108,7 +117,7 @@ def apply(
                 f"module refuses larger ones (compile(..., unbounded_dim_max=N) sets the bound)",
                 DimBoundWarning,
             )
-        out.append(DimProfile(str(symbol), name, 1 if low == 2 else low, chosen, high, bounded_here))
+        out.append(DimProfile(str(symbol), name, built_min, chosen, high, bounded_here))
     if wanted:
         raise OptionError(f"opt names no dynamic dim of the program: {sorted(wanted)}", "use the Dim names of dynamic_shapes")
     return out
