@@ -15,6 +15,7 @@ import torch
 
 from conftest import run_python
 from trtshim import compat, errors
+from trtshim.compat.call.module import CompiledModule
 from trtshim.compat.gates import requires
 from trtshim.testing.conformance import OK, Reference, compare_steps
 
@@ -180,6 +181,37 @@ def test_tensor_subclass_weights_load_where_this_process_allows_the_class(tmp_pa
     if hasattr(torch.serialization, "safe_globals"):
         with torch.serialization.safe_globals([cls]):
             assert type(compat.load(path)(x)) is cls
+
+
+def test_compiled_tensor_subclass_weights_answer_as_eager(tmp_path: Path) -> None:
+    """torch 2.13/2.14's run_decompositions turns the TwoTensor output into two outputs under a one-leaf
+    output spec (torch's own module then refuses to run it); before, trtshim returned the first part as
+    a plain tensor. The decomposition now counts as failed: the program torch.export returned is kept."""
+    cls = _two_tensor()
+    model, x = SubclassWeight(cls), torch.ones(3)
+    _exported_or_skip(model, (x,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", errors.DecompositionFallbackWarning)
+        try:
+            compiled = compat.compile(model, (x,), backend="export")
+        except errors.CompileError as exc:
+            pytest.skip(f"torch {torch.__version__} cannot export it: {exc}")
+    expected = model(x)
+    for got in (compiled(x), compat.load(compat.save(compiled, tmp_path / "m.pt2"), allow_imports=["torch.testing._internal"])(x)):
+        assert type(got) is type(expected)
+        torch.testing.assert_close(got.a, expected.a, rtol=0, atol=0)
+        torch.testing.assert_close(got.b, expected.b, rtol=0, atol=0)
+
+
+def test_a_program_whose_outputs_disagree_with_its_output_spec_is_refused() -> None:
+    model, x = SubclassWeight(_two_tensor()), torch.ones(3)
+    ep = _exported_or_skip(model, (x,))
+    decomposed = ep.run_decompositions({}) if hasattr(ep, "run_decompositions") else ep
+    users = [s for s in decomposed.graph_signature.output_specs if s.kind.name == "USER_OUTPUT"]
+    if decomposed.call_spec.out_spec.num_leaves == len(users):
+        pytest.skip(f"torch {torch.__version__} decomposes it consistently")
+    with pytest.raises(errors.CompileError, match="2 user outputs but its output spec holds 1"):
+        CompiledModule(decomposed, backend="export", environment=compat.detect())
 
 
 def test_a_subclass_is_never_imported_because_a_file_names_it(tmp_path: Path) -> None:

@@ -53,7 +53,13 @@ class Exported(NamedTuple):
 def decomposed(ep: ExportedProgram) -> Exported:
     """``ep`` in inference IR, or ``ep`` itself (training IR, announced) where torch cannot decompose it."""
     try:
-        return Exported(ep.run_decompositions({}), "inference")
+        out = ep.run_decompositions({})
+        leaves, users = out.call_spec.out_spec, _user_outputs(out)
+        if leaves is not None and leaves.num_leaves != users:
+            # tensor-subclass outputs (a TwoTensor weight added to x): the subclass is flattened into
+            # its parts but the output spec still holds one tensor; torch's own module refuses to run
+            raise ValueError(f"it returns {users} outputs for an output spec of {leaves.num_leaves}")
+        return Exported(out, "inference")
     except Exception as exc:
         announce(
             f"torch's run_decompositions failed on this program ({type(exc).__name__}: {first_line(exc)}); "
@@ -62,6 +68,12 @@ def decomposed(ep: ExportedProgram) -> Exported:
             DecompositionFallbackWarning,
         )
         return Exported(ep, "training")
+
+
+def _user_outputs(ep: ExportedProgram) -> int:
+    from torch.export.graph_signature import OutputKind
+
+    return sum(1 for spec in ep.graph_signature.output_specs if spec.kind == OutputKind.USER_OUTPUT)
 
 
 def _cast(x: Any, dtype: torch.dtype) -> Any:

@@ -25,6 +25,7 @@ from trtshim.compat.call.input_specs import (
     paths_of_manifest,
 )
 from trtshim.compat.programs import program as prog
+from trtshim.errors import ArtifactError, CompileError
 
 if TYPE_CHECKING:
     from trtshim.compat.environment import Environment
@@ -104,6 +105,14 @@ class CompiledModule(nn.Module):
         self._flat_call = self._binder.flat_call
         self._out_spec = out_spec
         plan = prog.output_plan(program)
+        leaves = None if out_spec is None else out_spec.num_leaves
+        if leaves is not None and leaves != len(plan.user):
+            error = CompileError if manifest is None else ArtifactError
+            raise error(
+                f"the program returns {len(plan.user)} user outputs but its output spec holds {leaves}: "
+                "calling it would drop or misplace outputs",
+                "torch's run_decompositions does this to tensor-subclass outputs; compile with ir='training'",
+            )
         self._user_outputs = plan.user
         self._mutations = plan.mutations
         self._input_mutations = plan.input_mutations
