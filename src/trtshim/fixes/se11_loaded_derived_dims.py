@@ -7,7 +7,9 @@ Upstream: torch's deserializer puts every entry of ``range_constraints`` into th
 (``torch.export._trace._replace_unbacked_bindings``) and the expression fails that check. Measured:
 torch 2.4-2.6 decompose the loaded program, 2.7, 2.8, 2.13, 2.14 and 2.15 fail; a fresh (not loaded)
 program decomposes everywhere. It bites every TensorRT rebuild of a stored source
-(``load(..., on_mismatch="recompile")``) and every ``compile`` of a loaded program with a derived dim.
+(``load(..., on_mismatch="recompile")``) and every TensorRT compile of a loaded program with a derived
+dim. (The export backend needs no fix: where torch cannot decompose a program it keeps it undecomposed,
+announced with ``DecompositionFallbackWarning``.)
 Fix: before ``dynamo.compile``, drop the expression keys from the ShapeEnv's ranges (the range of
 ``2 * b`` is what the ShapeEnv derives from ``b``'s; the program's ``range_constraints`` keep them).
 Not fixed upstream as of torch 2.15.0. Delete when torch < 2.16 leaves the matrix, if 2.16 loads it.
