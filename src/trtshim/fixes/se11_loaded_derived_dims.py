@@ -38,12 +38,9 @@ def drop_expression_ranges(job: Any) -> None:
 
 
 def _shape_env(program: Any) -> Any:
-    import torch
-    from torch._guards import detect_fake_mode
+    from trtshim.compat.programs.program import fake_mode
 
-    vals = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"]
-    fake_mode = detect_fake_mode([v for v in vals if isinstance(v, torch.Tensor)])
-    return getattr(fake_mode, "shape_env", None)
+    return getattr(fake_mode([n for n in program.graph.nodes if n.op == "placeholder"]), "shape_env", None)
 
 
 FIX = Fix(

@@ -37,16 +37,12 @@ def harvest(user_nodes: list[Any], fake_mode: Any) -> dict[Any, Any]:
 
 def refill_range_constraints(ep: Any) -> Any:
     """Hook ``save.repair``: an empty ``range_constraints`` is refilled from the graph's ShapeEnv, in place."""
-    import torch
-    from torch._guards import detect_fake_mode
-
-    from trtshim.compat.programs.program import user_input_placeholders
+    from trtshim.compat.programs.program import fake_mode, user_input_placeholders
 
     if ep.range_constraints:
         return ep
     users = user_input_placeholders(ep)
-    vals = [n.meta.get("val") for n in users]
-    ranges = harvest(users, detect_fake_mode([v for v in vals if isinstance(v, torch.Tensor)]))
+    ranges = harvest(users, fake_mode(users))
     if ranges:
         ep._range_constraints = ranges
     return ep

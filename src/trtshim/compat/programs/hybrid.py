@@ -36,6 +36,7 @@ from torch.export import ExportedProgram
 from torch.export import graph_signature as gs
 from torch.utils import _pytree as pytree
 
+from trtshim.compat.programs.program import fake_mode as fake_mode_of
 from trtshim.compat.programs.program import is_script_object, register
 from trtshim.errors import TrtShimError
 from trtshim.fixes import FixReport, active
@@ -200,7 +201,7 @@ class _Builder:
 
     def fake_scalar(self) -> Any:
         """A fake 0-d int64 tensor in the graph's fake mode (what a SymInt is inside an engine call)."""
-        mode = _fake_mode([n for n in self.graph.nodes if n.op == "placeholder"])
+        mode = fake_mode_of([n for n in self.graph.nodes if n.op == "placeholder"])
         if mode is None:
             return None
         with mode:
@@ -287,12 +288,6 @@ def _input_spec(
     return gs.InputSpec(**kwargs)
 
 
-def _fake_mode(nodes: list[fx.Node]) -> Any:
-    from torch._guards import detect_fake_mode
-
-    return detect_fake_mode([n.meta.get("val") for n in nodes if isinstance(n.meta.get("val"), torch.Tensor)])
-
-
 def _module_call_graph(in_spec: Any, out_spec: Any) -> list[Any]:
     from torch.export.exported_program import ModuleCallEntry, ModuleCallSignature
 
@@ -340,7 +335,7 @@ def export_hybrid(
         out_flat, out_spec = pytree.tree_flatten(out)
     b.graph.output(tuple(out_flat))
 
-    fake_mode = _fake_mode(users + [n for n in b.graph.nodes if n.op == "call_function"])
+    fake_mode = fake_mode_of(users + [n for n in b.graph.nodes if n.op == "call_function"])
     # what upstream lift() did without LP-6: a fresh Parameter, requires_grad=True
     parameter = fixes.hook("hybrid.parameter", lambda t: nn.Parameter(t.detach()))
     specs: list[gs.InputSpec] = []

@@ -108,6 +108,13 @@ def output_plan(ep: ExportedProgram) -> OutputPlan:
     return OutputPlan(tuple(user), tuple(mutations), len(specs), tuple(inputs))
 
 
+def fake_mode(nodes: list[torch.fx.Node]) -> Any:
+    """The fake mode (holding the ShapeEnv) of the nodes' example values, or None."""
+    from torch._guards import detect_fake_mode
+
+    return detect_fake_mode([n.meta.get("val") for n in nodes if isinstance(n.meta.get("val"), torch.Tensor)])
+
+
 def user_input_placeholders(ep: ExportedProgram) -> list[torch.fx.Node]:
     phs = [n for n in ep.graph.nodes if n.op == "placeholder"]
     slots = input_slots(ep)
