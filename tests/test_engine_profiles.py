@@ -144,3 +144,57 @@ def test_corner_shapes_give_each_input_its_profile() -> None:
     # the contract: b = 1 would give y a size below its engine profile
     assert profiles.corner_shapes(ep, dims) == [((2, 3), (4, 3), (16, 3)), ((4, 3), (8, 3), (32, 3))]
     assert int(ep.range_constraints[next(s for s in ep.range_constraints if str(s) == dims[0].symbol)].lower) == 2
+
+
+DERIVED = lambda: (lambda b: {"x": {0: b}, "y": {0: 2 * b}})(Dim("b", max=32))  # noqa: E731
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "derived"])
+def test_the_call_refuses_sizes_below_and_above_the_engines_range(kind: str, tmp_path) -> None:
+    """recorded = enforced: the manifest's engine record holds each Dim's engine range, and the call holds
+    every size to it (torch's rule lets 0 and 1 through below any min; an engine does not take them)."""
+    from trtshim.compat.artifact.trust import manifest_schema
+    from trtshim.compat.backends import tensorrt as tensorrt_backend
+    from trtshim.compat.backends.engine_builds import BuildLog
+    from trtshim.compat.call.module import engine_of_manifest
+
+    is_derived = kind == "derived"
+    if is_derived:  # y = 2b
+        ep = torch.export.export(
+            TwoInputs(), (torch.randn(4, 3), torch.randn(8, 5)), dynamic_shapes=DERIVED(), strict=False
+        )
+    else:
+        ep = _program(KINDS[kind]())
+    names = {str(s): "b" for s in ep.range_constraints}
+    dims = _apply(ep, dim_names=names)
+    log = BuildLog(dims=profiles.recorded(dims))
+    record = tensorrt_backend.engine_record({}, log)
+    manifest_schema.validate({"schema": 1, "engine": {**record, "torch_tensorrt": None}}, "m.pt2")
+    first = dims[0]
+    from trtshim.compat.artifact.manifest import format_manifest
+
+    shown = format_manifest({"engine": {**record, "torch_tensorrt": None}})
+    assert f"Dim 'b'        engines take [{first.min}, {first.max}], opt {first.opt}" in shown  # trtshim inspect
+
+    def pair(b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y_rows = 2 * b if is_derived else (b if kind in ("unbounded", "shared") else 4)
+        return torch.randn(b, 3), torch.randn(y_rows, 5)
+
+    fresh = CompiledModule(ep, backend="tensorrt", environment=compat.detect(), dim_names=names)
+    fresh.engine_options = record
+    as_loaded = CompiledModule(
+        ep, backend="tensorrt", environment=compat.detect(), manifest={"engine": record}, dim_names=names
+    )
+    assert engine_of_manifest({"engine": record})["dims"] == profiles.recorded(dims)
+    for module in (fresh, as_loaded):
+        module(*pair(first.min))
+        module(*pair(first.max))
+        for bad in (first.min - 1, first.max + 1):
+            engines_only = bad < first.min <= 2  # where torch's own rule lets the size through
+            what = rf"TensorRT engines' range \[{first.min}, {first.max}\]" if engines_only else r"range \[\d+, \d+\]"
+            with pytest.raises(errors.InputMismatchError, match=rf"size {bad} on dim 0, outside the {what} of Dim 'b'"):
+                module(*pair(bad))
+    # without the engine record, torch's rule: a size below the min passes where the min is 1 or 2
+    plain = CompiledModule(ep, backend="export", environment=compat.detect(), dim_names=names)
+    if first.min in (1, 2):
+        plain(*pair(first.min - 1))

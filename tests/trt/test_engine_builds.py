@@ -121,6 +121,10 @@ def test_profiles_are_ours_and_read_back_as_set(set_shapes, kind: str) -> None:
     ((*profiles,),) = [b.profiles for b in log.builds]
     assert [(p.min, p.opt, p.max) for p in profiles] == [((lo, 8), (opt, 8), (hi, 8)) for lo, opt, hi in rows]
     assert set_shapes == [(p.name, p.min, p.opt, p.max) for p in profiles]  # recorded = what TensorRT got
+    # what the call contract enforces: the Dim's range every engine input takes (y = 2b takes b >= 2)
+    (dim,) = log.dims
+    low, high = (rows[1][0] // 2, rows[1][2] // 2) if kind == "derived" else (rows[0][0], rows[0][2])
+    assert (dim["dim"], dim["min"], dim["max"]) == ("b", low, high)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -135,7 +135,6 @@ def compile(
         build=build,
     )
     if hit:
-        module.engine_options = tensorrt_backend.recorded_engine(module.manifest)
         tensorrt_backend.announce_dropped(
             tensorrt_backend.dropped_in_record(module.engine_options),
             str(backend_options.get("on_dropped_flag", "warn")),

@@ -48,7 +48,7 @@ def record_engine(manifest: dict[str, Any], module: Any) -> None:
         "version_compatible": module.engine_options.get("version_compatible", False),
         "hardware_compatible": module.engine_options.get("hardware_compatible", False),
     }
-    for key in ("refit", "requested", "engines", "device"):
+    for key in ("refit", "requested", "engines", "dims", "device"):
         if key in module.engine_options:
             manifest["engine"][key] = module.engine_options[key]
 

@@ -166,6 +166,9 @@ def _engine_lines(engine: Any) -> list[str]:
             note = f" (asked {'yes' if asked else 'no'})" if asked is not None and bool(asked) != bool(engine[name]) else ""
             flags.append(f"{name}={'yes' if engine[name] else 'no'}{note}")
     lines.append("  applied        " + ", ".join(flags))
+    for d in engine.get("dims") or []:
+        if isinstance(d, dict):
+            lines.append(f"  Dim {d.get('dim')!r:<10} engines take [{d.get('min')}, {d.get('max')}], opt {d.get('opt')}; the call refuses the rest")
     device = engine.get("device")
     if isinstance(device, dict):
         lines.append(f"  built for      {device.get('name')} (compute capability {device.get('compute_capability')})")

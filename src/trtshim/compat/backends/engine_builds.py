@@ -72,6 +72,8 @@ class BuildLog:
     """The builds of one compile, filled while its ``recording`` scope is open."""
 
     builds: list[EngineBuild] = field(default_factory=list)
+    # each dynamic dim's range the engines were built for: {"symbol", "dim", "min", "opt", "max"}
+    dims: list[dict[str, Any]] = field(default_factory=list)
 
     def dropped(self, requested: dict[str, Any]) -> dict[str, str]:
         """Options asked for (truthy) that some engine was built without: option -> what it has instead."""

@@ -38,6 +38,11 @@ class DimProfile:
     bounded_here: bool  # the max is trtshim's bound, not the user's
 
 
+def recorded(dims: list[DimProfile]) -> list[dict[str, Any]]:
+    """``dims`` as the manifest's engine record holds them (what the call contract enforces)."""
+    return [{"symbol": d.symbol, "dim": d.name, "min": d.min, "opt": d.opt, "max": d.max} for d in dims]
+
+
 def _is_unbounded(bound: Any) -> bool:
     """int_oo / sympy.oo (either sign) or torch's sys.maxsize stand-in."""
     if getattr(bound, "is_infinite", False):

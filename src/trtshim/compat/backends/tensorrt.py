@@ -139,15 +139,9 @@ def engine_record(requested: dict[str, Any], builds: BuildLog) -> dict[str, Any]
         **applied,
         "requested": {name: bool(requested.get(name)) for name in applied},
         "engines": engines,
+        "dims": list(builds.dims),  # the call contract's lower bounds (the engines' min, 0 and 1 included)
         "device": build_device(),
     }
-
-
-def recorded_engine(manifest: dict[str, Any] | None) -> dict[str, Any]:
-    """``engine_record``'s fields as an artifact's manifest holds them (a cached module's engines)."""
-    engine = (manifest or {}).get("engine") or {}
-    keys = ("version_compatible", "hardware_compatible", "refit", "requested", "engines", "device")
-    return {k: engine[k] for k in keys if k in engine}
 
 
 def dropped_in_record(record: dict[str, Any]) -> dict[str, str]:
@@ -243,6 +237,7 @@ def compile_exported(
     # TensorRT's own messages go to a logger outside the "torch_tensorrt" tree
     trt_loggers = ("torch_tensorrt", "torch_tensorrt [TensorRT Conversion Context]")
     log = builds if builds is not None else BuildLog()
+    log.dims = profiles.recorded(dims)
     with logs.captured(*trt_loggers, level=logging.ERROR) as records, recording() as seen:
         try:
             with debug:

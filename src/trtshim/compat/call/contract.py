@@ -4,7 +4,8 @@ torch checks each call against the program's placeholders (``_check_input_constr
 non-tensor inputs must equal the value they were exported with (same type; NaN equals NaN), tensors
 must have the exported rank, static dims their size, dynamic dims the same size wherever they share
 a symbol, derived dims (``2 * batch``) a size of their form, and every dim its declared range (the
-lower bound only above 2: torch lets 0/1 through at runtime). trtshim checks the same, plus dtype
+lower bound only above 2: torch lets 0/1 through at runtime; a Dim of TensorRT engines is held to the
+engines' range at every size, ``engine_ranges``). trtshim checks the same, plus dtype
 and device, plus an input exported as ``None`` (torch lets a tensor through there and silently ignores
 it: ``mask=None`` exported, a mask passed, the result differs from eager) (a TensorRT engine is built for one of each), and builds the plan once so that a call
 costs a few microseconds. Inputs are bound the way torch binds them: positional as exported,
@@ -117,10 +118,20 @@ class InputContract:
                     raise self._error(i, f"must be an int, got {type(x).__name__}")
                 self._check_dim(i, x, rule[1], seen)
 
-    def _check_dim(
-        self, i: int, size: int, rule: tuple[int | None, str, int, int | None, Any], seen: dict[str, int] | None
-    ) -> None:
-        axis, key, lo, hi, derived = rule
+    def engine_ranges(self, ranges: Mapping[str, tuple[int, int]]) -> None:
+        """Hold every dim of a symbol in ``ranges`` (symbol -> the (min, max) its TensorRT engines were built
+        for) to that range at every size: an engine takes no size below its profile's min, 0 and 1 included."""
+        plan: list[tuple[Any, ...]] = []
+        for rule in self._plan:
+            if rule[0] == _TENSOR:
+                rule = (*rule[:4], tuple((*d[:5], ranges.get(d[1])) for d in rule[4]))
+            elif rule[0] == _SYMINT:
+                rule = (_SYMINT, (*rule[1][:5], ranges.get(rule[1][1])))
+            plan.append(rule)
+        self._plan = tuple(plan)
+
+    def _check_dim(self, i: int, size: int, rule: tuple[Any, ...], seen: dict[str, int] | None) -> None:
+        axis, key, lo, hi, derived, engine = rule
         assert seen is not None
         if derived is None:
             prev = seen.setdefault(key, size)
@@ -150,6 +161,16 @@ class InputContract:
                 f"has size {size}{_on(axis)}, outside the range [{lo}, {shown_bound(hi)}] of {self._dim(i, axis)}",
                 "compile with a wider Dim range (min/max) to accept it",
             )
+        if engine is not None:
+            value = size if derived is None else seen[key]
+            if not engine[0] <= value <= engine[1]:
+                of = "" if derived is None else f" ({key} = {value})"
+                raise self._error(
+                    i,
+                    f"has size {size}{_on(axis)}{of}, outside the TensorRT engines' range [{engine[0]}, {engine[1]}] "
+                    f"of {self._dim(i, axis)}",
+                    "the engines were built for that range only: compile with a wider Dim range (min/max) to accept it",
+                )
 
     def _dim(self, i: int, axis: int | None) -> str:
         for d in self.specs[i].dynamic:
@@ -168,10 +189,9 @@ def _on(axis: int | None) -> str:
     return "" if axis is None else f" on dim {axis}"
 
 
-def _dim_rule(
-    d: DynamicDim, expr: Any, exprs: Mapping[str, Any]
-) -> tuple[int | None, str, int, int | None, Any] | None:
-    """(axis, symbol, min, max, derived) for one dynamic dim; None where torch defers to graph asserts."""
+def _dim_rule(d: DynamicDim, expr: Any, exprs: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """(axis, symbol, min, max, derived, engine range) for one dynamic dim; None where torch defers to graph
+    asserts. The engine range is set by ``InputContract.engine_ranges``."""
     if expr is None:
         return None
     free: set[Any] = set(getattr(expr, "free_symbols", ()))
@@ -179,9 +199,9 @@ def _dim_rule(
         return None  # several symbols: torch checks them by runtime asserts inside the graph
     (symbol,) = tuple(free)
     if expr == symbol:
-        return (d.axis, str(symbol), d.min, d.max, None)
+        return (d.axis, str(symbol), d.min, d.max, None, None)
     in_ranges = str(expr) in exprs
-    return (d.axis, str(symbol), d.min if in_ranges else 0, d.max if in_ranges else None, (expr, symbol))
+    return (d.axis, str(symbol), d.min if in_ranges else 0, d.max if in_ranges else None, (expr, symbol), None)
 
 
 # --- binding (args, kwargs) to the flat inputs -------------------------------------------------

@@ -37,6 +37,16 @@ def _is_leaf(spec: Any) -> bool:
     return bool(is_leaf()) if callable(is_leaf) else spec.type is None
 
 
+#: the keys of a manifest's ``engine`` record that describe the engines as built
+ENGINE_KEYS = ("version_compatible", "hardware_compatible", "refit", "requested", "engines", "dims", "device")
+
+
+def engine_of_manifest(manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The engines as an artifact's manifest records them (``{}`` where it holds none)."""
+    engine = (manifest or {}).get("engine") or {}
+    return {k: engine[k] for k in ENGINE_KEYS if k in engine}
+
+
 class CompiledModule(nn.Module):
     """A compiled model with a stable call path. Build it with ``trtshim.compat.compile`` or ``load``."""
 
@@ -59,7 +69,6 @@ class CompiledModule(nn.Module):
         self._environment = environment
         self._fix_report = fixes if fixes is not None else FixReport(())
         self._manifest = manifest
-        self.engine_options: dict[str, Any] = {}  # TensorRT build flags the manifest records (SE-6)
         self.source_program: ExportedProgram | None = None  # before TensorRT compilation (include_source)
         self.compile_options: dict[str, Any] = {}  # how it was compiled, to recompile from the source
         self.from_cache = False  # compile(..., cache=DIR) found its engines in the cache
@@ -100,6 +109,8 @@ class CompiledModule(nn.Module):
             input_paths = paths_of_manifest(manifest) if input_paths is None else input_paths
         self.input_specs: tuple[InputSpec, ...] = tuple(input_specs_of(program, dim_names, input_paths))
         self._contract = InputContract(program, self.input_specs)
+        # TensorRT engines as built (SE-6's manifest record): flags, profiles, each Dim's engine range
+        self.engine_options = engine_of_manifest(manifest)
         out_spec = program.call_spec.out_spec
         self._binder = InputBinder(program.call_spec.in_spec, self.input_specs)
         self._flat_call = self._binder.flat_call
@@ -123,6 +134,20 @@ class CompiledModule(nn.Module):
         self._refresh()
 
     # --- public facts ------------------------------------------------------------------------
+
+    @property
+    def engine_options(self) -> dict[str, Any]:
+        """What the TensorRT builder applied (flags, requested, engines, device) and each Dim's engine
+        range (``dims``): the call refuses a size outside it, below its min too (0 and 1 included)."""
+        return self._engine_options
+
+    @engine_options.setter
+    def engine_options(self, record: dict[str, Any]) -> None:
+        self._engine_options = dict(record)
+        dims = record.get("dims") or []
+        self._contract.engine_ranges(
+            {d["symbol"]: (int(d["min"]), int(d["max"])) for d in dims if isinstance(d, dict) and "symbol" in d}
+        )
 
     @property
     def backend(self) -> str:

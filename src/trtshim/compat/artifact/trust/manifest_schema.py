@@ -71,6 +71,7 @@ ENGINE = {
     "refit": bool,
     "requested": dict,  # the same options as asked for
     "engines": ListOf(dict),  # per engine: inputs, profiles (min/opt/max), flags, hardware level, bytes
+    "dims": ListOf({"symbol": Req(str), "dim": (str, Null), "min": Req(int), "opt": int, "max": Req(int)}),
     "device": Opt({"name": (str, Null), "compute_capability": Req(str)}, None),
 }
 SOURCE = {"member": Req(str), "bytes": int, "compile": {"precision": str, "torch_executed_ops": ListOf(str), "options": dict}}
