@@ -34,7 +34,7 @@ def compile(
 
     ``backend``: ``"auto"`` (TensorRT when it can run here, else ``"export"``, announced with a
     ``BackendFallbackWarning``), ``"export"`` (torch-only), ``"tensorrt"`` or ``"inductor"`` (an
-    AOTInductor package: compiled code, torch >= 2.8; option ``inductor_configs``).
+    AOTInductor package: compiled code, torch >= 2.6; option ``inductor_configs``).
     ``precision``: ``"fp32"``, ``"fp16"`` or ``"bf16"``.
     ``torch_executed_ops``: ops that must stay in PyTorch (every op does on the export backend).
     ``cache``: a folder for trtshim's engine cache (tensorrt backend; ``compat.backends.engine_cache``):

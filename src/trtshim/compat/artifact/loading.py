@@ -159,8 +159,12 @@ def _load_checked(
         _check_same_torch(path, manifest)
     # before torch unpickles anything: no code from the file runs
     pickle_scan.check_archive(archive, allowed_modules=allowed_imports(allow_imports))
+    nested = inductor.nested_program(archive.names) if kind == "aoti" else None
     try:
-        program = _deserialize(path, legacy.repaired(path, fixes, chain))
+        if nested is not None:  # torch 2.6-2.7 package: the program is a nested archive, its bytes checked
+            program = _deserialize(path, io.BytesIO(archive.read(nested)))
+        else:
+            program = _deserialize(path, legacy.repaired(path, fixes, chain))
     except (CorruptedArtifactError, ArtifactError) as exc:
         saved = tuple((manifest or {}).get("export_schema") or ())
         saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "")

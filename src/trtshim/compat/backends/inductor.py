@@ -3,10 +3,12 @@
 trtshim exports the model (inference IR, every default explicit), compiles it with AOTInductor
 (``torch._inductor.aot_compile`` with ``aot_inductor.package``) and keeps the program beside the compiled
 files: the program gives the module its input contract and the manifest its facts, the compiled files
-run the calls. ``save`` writes both into one PT2 archive with ``package_pt2`` (torch >= 2.8), the format
-``torch._inductor.aoti_load_package`` and C++ ``AOTIModelPackageLoader`` read, so a file written by
-``compat.save`` loads in C++ as it is. Earlier torch minors write AOTInductor packages of another layout
-that holds no program; there the backend is ``BackendUnavailableError``.
+run the calls. ``save`` writes both into one PT2 archive, the format ``torch._inductor.aoti_load_package``
+and C++ ``AOTIModelPackageLoader`` read, so a file written by ``compat.save`` loads in C++ as it is: on
+torch >= 2.8 with ``package_pt2`` (torch's own layout holds the program); on torch 2.6 and 2.7, whose
+packages hold no program, as torch's ``package_aoti`` writes it plus the program as a nested archive
+(``trtshim_program.pt2``, which torch's loaders pass over). torch <= 2.5 has no public package API
+(only the private ``torch._inductor.package``): there the backend is ``BackendUnavailableError``.
 
 A package holds native code: ``load`` treats it as code (``trust_code=True`` or a valid signature), after
 checking every member's digest and name, before anything is extracted.
@@ -14,6 +16,7 @@ checking every member's digest and name, before anything is extracted.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -33,7 +36,9 @@ from trtshim.errors import (
     first_line,
 )
 
-FIRST_TORCH = "2.8"  # package_pt2 with exported programs and AOTInductor files in one archive
+FIRST_TORCH = "2.6"  # public aoti_compile_and_package / aoti_load_package
+PT2_TORCH = "2.8"  # package_pt2: the program and the AOTInductor files in torch's own PT2 layout
+PROGRAM_MEMBER = "trtshim_program.pt2"  # torch 2.6-2.7: the program beside the package, a nested archive
 OPTIONS = ("inductor_configs",)
 MODEL = "model"
 AOTI_DIR = "data/aotinductor/"
@@ -42,8 +47,8 @@ AOTI_DIR = "data/aotinductor/"
 def check_available(env: Environment) -> None:
     if not requires(f"torch>={FIRST_TORCH}", env=env):
         raise BackendUnavailableError(
-            f"the inductor backend needs torch >= {FIRST_TORCH} (one PT2 archive holding the program and its "
-            f"AOTInductor code); this is torch {env.torch.raw if env.torch else '?'}",
+            f"the inductor backend needs torch >= {FIRST_TORCH} (aoti_compile_and_package and aoti_load_package, "
+            f"AOTInductor's package API); this is torch {env.torch.raw if env.torch else '?'}",
             "use backend='export' here, or torch._inductor.aoti_compile_and_package directly",
         )
 
@@ -66,11 +71,32 @@ def compile_files(program: Any, options: dict[str, Any]) -> list[str]:
 
 
 def write_archive(fh: Any, program: Any, files: list[str], extra_files: dict[str, str]) -> None:
-    """The program and its compiled files in one PT2 archive (``package_pt2``)."""
-    from torch.export.pt2_archive._package import package_pt2
-
+    """The program and its compiled files in one PT2 archive (``package_pt2``; torch 2.6-2.7: torch's
+    package with the program nested in it)."""
     aoti: Any = {MODEL: files}
-    package_pt2(fh, exported_programs={MODEL: program}, aoti_files=aoti, extra_files=extra_files)
+    if requires(f"torch>={PT2_TORCH}"):
+        from torch.export.pt2_archive._package import package_pt2
+
+        package_pt2(fh, exported_programs={MODEL: program}, aoti_files=aoti, extra_files=extra_files)
+        return
+    from torch._inductor.package import package_aoti
+
+    package = io.BytesIO()
+    package_aoti(package, aoti)
+    program_bytes = io.BytesIO()
+    torch.export.save(program, program_bytes)
+    package.seek(0)
+    with zipfile.ZipFile(package) as src, zipfile.ZipFile(fh, "w") as out:
+        for info in src.infolist():  # torch's members as torch wrote them, then ours
+            out.writestr(info, src.read(info))
+        out.writestr(zipfile.ZipInfo(PROGRAM_MEMBER, date_time=(1980, 1, 1, 0, 0, 0)), program_bytes.getvalue())
+        for name, text in extra_files.items():
+            out.writestr(zipfile.ZipInfo(f"extra/{name}", date_time=(1980, 1, 1, 0, 0, 0)), text)
+
+
+def nested_program(names: list[str]) -> str | None:
+    """The member holding the program of a torch 2.6-2.7 package written by trtshim (None: torch's layout)."""
+    return PROGRAM_MEMBER if PROGRAM_MEMBER in names else None
 
 
 def is_package(names: list[str]) -> bool:
