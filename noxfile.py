@@ -14,6 +14,7 @@ find-links only where they exist: uv does not read pip's configuration itself.
 * ``zoo(torch=X.Y)``: torchvision / timm / transformers models against torch's own round trip; ``zoo_report``.
 * ``peer``: PyTorch's own export tests through torch's and trtshim's round trips (``TRTSHIM_PEER_TESTS``).
 * ``cpp``: the C++ example loads an archive written by ``compat.save`` (inductor backend) and runs it.
+* ``inductor(torch=X.Y)``: the inductor backend on torch 2.6 / 2.7, whose packages hold no program (trtshim nests it).
 * ``demo``, ``lint``, ``typecheck``, ``docs`` (the site, mkdocs --strict).
 """
 
@@ -120,6 +121,19 @@ def matrix(session: nox.Session, torch: str) -> None:
     install_torch(session, TORCH_VERSIONS[torch])
     session.install("-e", ".[test]", env=uv_env(session))
     run_suite(session, f"matrix-{torch}", "-m", "not network", *session.posargs, env=uv_env(session))
+
+
+#: torch minors whose AOTInductor packages hold no program (the inductor backend nests it): off the diagonal
+NESTED_AOTI_LINES = [line for line in ("2.6", "2.7") if line in TORCH_VERSIONS]
+
+
+@nox.session(python="3.11")
+@nox.parametrize("torch", NESTED_AOTI_LINES, ids=NESTED_AOTI_LINES)
+def inductor(session: nox.Session, torch: str) -> None:
+    """The inductor backend's tests (the C++ example included) on a torch whose packages hold no program."""
+    install_torch(session, TORCH_VERSIONS[torch])
+    session.install("-e", ".[test]", env=uv_env(session))
+    run_suite(session, f"inductor-{torch}", "tests/test_inductor_backend.py", *session.posargs, env=uv_env(session))
 
 
 @nox.session(python="3.11")
@@ -280,9 +294,9 @@ def downstream(session: nox.Session) -> None:
 
 @nox.session
 def ci(session: nox.Session) -> None:
-    """What .ci/run runs after ``tests``: a diagonal of torch minors, the newest trt session, the downstream
-    example on two rows, the report."""
-    for target in [*(f"matrix({t})" for t in CI_DIAGONAL), f"trt({CI_TRT})", "downstream"]:
+    """What .ci/run runs after ``tests``: a diagonal of torch minors, the inductor backend on torch 2.7, the
+    newest trt session, the downstream example on two rows, the report."""
+    for target in [*(f"matrix({t})" for t in CI_DIAGONAL), f"inductor({NESTED_AOTI_LINES[-1]})", f"trt({CI_TRT})", "downstream"]:
         session.notify(target)
     session.notify("report", posargs=["--no-run"])
 
