@@ -2,8 +2,9 @@
 
 For each model size (Linear stacks of float32 weights), in one run:
 
-- save, interleaved rounds (medians), each call after ``os.sync()`` (outside the timing: without it, the
-  page cache's dirty bytes from the previous calls throttle whichever save comes next): torch; trtshim as users call it (BLAKE3 digests taken while
+- save, interleaved rounds (medians), each call after ``os.sync()`` and after the previous save's replaced
+  file is freed (both outside the timing: without them, the page cache's dirty bytes and the freeing of
+  the last call's file slow whichever save comes next): torch; trtshim as users call it (BLAKE3 digests taken while
   torch writes, atomic rename); trtshim ``durable=True`` (fsync of the file and its folder); trtshim the
   way it saved before (SHA-256, the file read back after the write, fsync).
 - load, warm (the file in the page cache): torch; trtshim (every digest checked); trtshim ``verify=False``.
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--fresh-rounds", type=int, default=3)
     args = parser.parse_args()
     from trtshim import compat
+    from trtshim.compat.artifact import atomic
     from trtshim.compat.artifact.trust import integrity
 
     seal = integrity.seal
@@ -111,7 +113,7 @@ def main() -> None:
                     "before": lambda m=module, at=at: save_before(m, at["before"]),
                 },
                 rounds,
-                settle=os.sync,
+                settle=lambda: (atomic.settle(), os.sync()),  # the last save's replaced file freed, then synced
             )
             compat.save(module, at["source"], include_source=True)
             lean, with_source = os.path.getsize(at["trtshim"]), os.path.getsize(at["source"])

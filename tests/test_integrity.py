@@ -180,26 +180,35 @@ def test_signed_artifacts_load_only_with_the_right_key_and_an_unchanged_file(
     assert other_private
 
 
-def test_digests_taken_while_writing_equal_a_read_back(tmp_path) -> None:
+@pytest.mark.parametrize("width", [64, 1024])  # 1024: 4 MiB of weights, hashed beside the write (>= 1 MiB)
+def test_digests_taken_while_writing_equal_a_read_back(tmp_path, width: int) -> None:
     """save hashes members as torch writes them (StreamDigests); the table must be what hashing the
     written file gives, member for member, and most members must come from the stream."""
     from unittest import mock
 
+    from trtshim.compat.artifact import atomic
     from trtshim.compat.artifact.trust import integrity
 
     torch.manual_seed(0)
     compiled = compat.compile(
-        torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()), (torch.randn(2, 64),), backend="export"
+        torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU()), (torch.randn(2, width),), backend="export"
     )
     streamed: dict = {}
     seal = integrity.seal
+    overlapped: list[int] = []
+    pool = atomic._hashing_thread
 
     def spy(path, digests=None, **kw):
         streamed.update(digests.result() if digests is not None else {})
         return seal(path, digests, **kw)
 
-    with mock.patch.object(integrity, "seal", spy):
+    def counted():
+        overlapped.append(1)
+        return pool()
+
+    with mock.patch.object(integrity, "seal", spy), mock.patch.object(atomic, "_hashing_thread", counted):
         path = compat.save(compiled, tmp_path / "m.pt2")
+    assert bool(overlapped) == (width == 1024)
     import zipfile
 
     with zipfile.ZipFile(path) as zf:

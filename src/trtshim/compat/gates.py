@@ -10,6 +10,7 @@ any other distribution through ``importlib.metadata``. Imports no torch.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -69,19 +70,25 @@ def installed(name: str, env: Environment) -> PackageVersion | None:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> tuple[Requirement, str, str]:
+    """(the requirement, its name as reasons show it, its specifier as written): parsed once per text."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"not a requirement: {text!r} ({exc})") from None
+    name = req.name.replace("-", "_") if canonicalize_name(req.name) == "torch-tensorrt" else req.name
+    return req, name, text.strip()[len(req.name) :].strip()  # as written: reasons quote it
+
+
 def requires(*requirements: str, env: Environment | None = None) -> Gate:
     """Whether every requirement (``"torch>=2.3,<2.6"``, ``"torch_tensorrt"``) holds in ``env``
     (default: ``detect()``); the first that fails is the reason, else all of them."""
     env = env if env is not None else detect()
     held: list[str] = []
     for text in requirements:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise ValueError(f"not a requirement: {text!r} ({exc})") from None
-        name = req.name.replace("-", "_") if canonicalize_name(req.name) == "torch-tensorrt" else req.name
+        req, name, spec = _parsed(text)
         have = installed(req.name, env)
-        spec = text.strip()[len(req.name) :].strip()  # as written: reasons quote it
         release = _release(have.raw) if have is not None else None
         if have is None or release is None:
             return Gate(False, f"{name} is not installed")

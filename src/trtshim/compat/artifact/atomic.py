@@ -7,9 +7,12 @@ cache when its name is. ``durable=True`` covers those too: the file is fsynced b
 folder after (it costs what the disk takes to write the file out: ``benchmarks/save_load.py`` prints it).
 
 On Linux the new file replaces an existing one by ``renameat2(RENAME_EXCHANGE)``, and the old one is
-then removed: a plain rename over an existing file makes ext4 start writing the new file out inside the
-rename (its ``auto_da_alloc``), which costs a save about half of torch's own write time at 50 MB. Where
-the exchange is not available, ``os.replace``; both are atomic.
+then unlinked while held open, its descriptor closed (its blocks freed) in a background thread: a plain
+rename over an existing file makes ext4 start writing the new file out inside the rename (its
+``auto_da_alloc``), which costs a save about half of torch's own write time at 50 MB. Where the exchange
+is not available, ``os.replace``; both are atomic.
+
+Large writes (>= 1 MiB) are hashed in a second thread while they are written (``_GuardedWriter``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from typing import Any
 
 from trtshim.compat.artifact.trust import integrity
@@ -53,7 +57,7 @@ def write_atomically(
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         elif _exchange(tmp, path):
-            os.unlink(tmp)  # the old file, now under the temporary name
+            _discard(tmp)  # the old file, now under the temporary name
         else:
             os.replace(tmp, path)
     except BaseException as exc:
@@ -68,6 +72,54 @@ def write_atomically(
     if durable:
         _fsync_folder(folder)
     return path
+
+
+#: writes at least this large are hashed in a second thread while they are written
+_OVERLAP_BYTES = 1 << 20
+_pool: Any = None
+_pool_lock = threading.Lock()
+
+
+def _hashing_thread() -> Any:
+    """The one worker thread that hashes large writes (started on first use)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trtshim-digest")
+        return _pool
+
+
+_discards: Any = None
+
+
+def _discard(old: str) -> None:
+    """Remove ``old`` (the replaced file, under its temporary name). Its name goes now; its blocks are freed
+    when the last descriptor closes, which a background thread does: freeing takes ~1.5 ms per 8 MB, which
+    torch pays inside its own save (it truncates the old file). A kill closes the descriptor too."""
+    global _discards
+    fd = os.open(old, os.O_RDONLY)
+    try:
+        os.unlink(old)
+    except BaseException:
+        os.close(fd)
+        raise
+    with _pool_lock:
+        if _discards is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _discards = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trtshim-discard")
+        pool = _discards
+    pool.submit(os.close, fd)
+
+
+def settle() -> None:
+    """Wait until the blocks of every replaced file are freed (benchmarks: nothing left running)."""
+    with _pool_lock:
+        pool = _discards
+    if pool is not None:
+        pool.submit(lambda: None).result()
 
 
 class _GuardedWriter(io.RawIOBase):
@@ -90,9 +142,19 @@ class _GuardedWriter(io.RawIOBase):
         size = len(memoryview(data).cast("B"))
         if self.error is None:
             try:
-                if self._tap is not None:
+                if self._tap is None:
+                    self._fh.write(data)
+                elif size >= _OVERLAP_BYTES:
+                    # the digest and the write side by side (both release the GIL): the hash costs what the
+                    # write does not already take; torch's buffer stays valid until this call returns
+                    hashed = _hashing_thread().submit(self._tap.feed, self._fh.tell(), data)
+                    try:
+                        self._fh.write(data)
+                    finally:
+                        hashed.result()
+                else:
                     self._tap.feed(self._fh.tell(), data)
-                self._fh.write(data)
+                    self._fh.write(data)
             except OSError as exc:
                 self.error = exc
         return size

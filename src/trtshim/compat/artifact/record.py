@@ -58,6 +58,11 @@ EXPORTERS = {
 }
 
 
+def _specs(ep: Any) -> tuple[Any, Any]:
+    spec = ep.call_spec  # torch builds a new NamedTuple class on every access
+    return spec.in_spec, spec.out_spec
+
+
 def build_manifest(module: CompiledModule, fixes: FixReport) -> dict[str, Any]:
     """The manifest of ``module``; ``fixes`` (the save stage's) add their fields and join the report."""
     ep = module.program
@@ -79,7 +84,7 @@ def build_manifest(module: CompiledModule, fixes: FixReport) -> dict[str, Any]:
             }
             for op in prog.custom_ops(ep)
         ],
-        "pytree_types": pytree_types.program_types(ep.call_spec.in_spec, ep.call_spec.out_spec),
+        "pytree_types": pytree_types.program_types(*_specs(ep)),
         "fixes": (
             module.fix_report + FixReport(tuple(d for d in fixes.decisions if d.fix.id not in ran))
         ).to_list(),

@@ -145,36 +145,37 @@ def seal(
     written, used where they match a member and are of that algorithm. ``appended``: members to store
     (uncompressed) in the archive's top folder first, hashed from the bytes in hand."""
     name = name or (streamed.algorithm if streamed is not None else algorithm())
-    with zipfile.ZipFile(path) as zf:
+    with zipfile.ZipFile(path, "a") as zf:  # the directory read once; the table written through the same handle
         infos = zf.infolist()
-    manifest = next(
-        (i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "trtshim_manifest.json"), None
-    )
-    if manifest is None:
-        raise CorruptedArtifactError(f"{path}: torch did not write the manifest into the archive")
-    folder = manifest[: -len("trtshim_manifest.json")]
-    root = folder.rstrip("/").rpartition("/")[0]  # the archive's top folder: torch reads extra/ as text
-    own: dict[str, str] = {}  # appended members, hashed from their bytes
-    if appended:
-        with zipfile.ZipFile(path, "a") as zf:
-            for member, data in appended.items():
-                full = f"{root}/{member}" if root else member
-                zf.writestr(zipfile.ZipInfo(full, date_time=(1980, 1, 1, 0, 0, 0)), data)
-                h = hasher(name)
-                h.update(data)
-                own[full] = h.hexdigest()
+        manifest = next(
+            (i.filename for i in infos if i.filename.rsplit("/", 1)[-1] == "trtshim_manifest.json"), None
+        )
+        if manifest is None:
+            raise CorruptedArtifactError(f"{path}: torch did not write the manifest into the archive")
+        folder = manifest[: -len("trtshim_manifest.json")]
+        root = folder.rstrip("/").rpartition("/")[0]  # the archive's top folder: torch reads extra/ as text
+        own: dict[str, str] = {}  # appended members, hashed from their bytes
+        for member, data in (appended or {}).items():
+            full = f"{root}/{member}" if root else member
+            zf.writestr(zipfile.ZipInfo(full, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            h = hasher(name)
+            h.update(data)
+            own[full] = h.hexdigest()
+        if appended:
             infos = zf.infolist()
-    found = members(path, infos)
-    known = streamed.result() if streamed is not None and streamed.algorithm == name else {}
-    known.update({(m.offset, m.offset + m.stored): own[m.name] for m in found if m.name in own})
-    missing = [m for m in found if (m.offset, m.offset + m.stored) not in known]
-    read_back = dict(
-        zip([m.name for m in missing], _hash_ranges(path, [(m.offset, m.stored) for m in missing], name))
-    )
-    digests = [known.get((m.offset, m.offset + m.stored)) or read_back[m.name] for m in found]
-    table = {"algorithm": name, "members": {m.name: m.record(d, name) for m, d in zip(found, digests)}}
-    with zipfile.ZipFile(path, "a") as zf:
-        zf.writestr(folder + TABLE_NAME, json.dumps(table, indent=0, sort_keys=True))
+            assert zf.fp is not None
+            zf.fp.flush()  # read back below through another handle
+        found = members(path, infos)
+        known = streamed.result() if streamed is not None and streamed.algorithm == name else {}
+        known.update({(m.offset, m.offset + m.stored): own[m.name] for m in found if m.name in own})
+        missing = [m for m in found if (m.offset, m.offset + m.stored) not in known]
+        read_back = dict(
+            zip([m.name for m in missing], _hash_ranges(path, [(m.offset, m.stored) for m in missing], name))
+        )
+        digests = [known.get((m.offset, m.offset + m.stored)) or read_back[m.name] for m in found]
+        table = {"algorithm": name, "members": {m.name: m.record(d, name) for m, d in zip(found, digests)}}
+        # compact: json's C encoder (indent= runs the pure-Python one, 3x slower on a large table)
+        zf.writestr(folder + TABLE_NAME, json.dumps(table, separators=(",", ":"), sort_keys=True))
 
 
 def read_table(path: str, zf: zipfile.ZipFile | OpenedArchive) -> tuple[dict[str, Any], bytes] | None:
