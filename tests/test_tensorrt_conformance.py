@@ -521,3 +521,33 @@ def test_co4_against_the_release_plugin_converter(sources: dict[str, ReleaseSour
             assert before != want, f"{release}: CO-4 keeps {node.name} in torch ({reason}) needlessly"
         else:
             assert _plugin_receives(source, node) == want
+
+
+@network
+@releases
+def test_engines_package_with_aotinductor_exactly_where_the_source_allows(
+    sources: dict[str, ReleaseSources], release: str
+) -> None:
+    """``compat.package`` packages TensorRT engines only where the release registers a fake
+    ``tensorrt::Engine`` that unflattens (what AOTInductor traces engines with) and itself saves
+    ``output_format="aot_inductor"``; elsewhere it refuses, naming the release."""
+    import re
+
+    from trtshim.compat import detect
+    from trtshim.compat.backends import inductor
+    from trtshim.compat.environment import Environment
+    from trtshim.compat.versions import PackageVersion
+
+    meta = sources[release].files.get("meta_ops", "")
+    fake = re.search(r'register_fake_class\(\s*"tensorrt::Engine"\s*\)', meta) is not None
+    unflattens = fake and "__obj_unflatten__" in meta
+    save = upstream_save.save_api(release)
+    saves_aoti = save is not None and "aot_inductor" in save.output_formats
+    env = detect()
+    ok, why = inductor.engines_packageable(
+        Environment(env.python, env.platform, env.torch, PackageVersion("torch-tensorrt", release), env.tensorrt)
+    )
+    assert ok == saves_aoti and (unflattens or not ok), (release, ok, unflattens, saves_aoti)
+    if not ok:  # the reason says which half is missing, as the source shows it
+        missing = "does not package its engines" if unflattens else "registers no fake tensorrt::Engine"
+        assert f"torch_tensorrt {release} {missing}" in why

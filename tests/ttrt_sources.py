@@ -52,6 +52,7 @@ _FILES = {
     "dynamo_init": "torch_tensorrt/dynamo/__init__.py",
     "debugger": "torch_tensorrt/dynamo/debug/_Debugger.py",
     "plugin_converter": "torch_tensorrt/dynamo/conversion/plugins/_generate_plugin_converter.py",
+    "meta_ops": "torch_tensorrt/dynamo/runtime/meta_ops/register_meta_ops.py",
 }
 INPUT_NAMES = frozenset({"inputs", "arg_inputs"})
 

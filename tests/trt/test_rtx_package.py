@@ -160,3 +160,17 @@ def test_co4_reads_the_live_converter_registry(ttrt) -> None:
 
         plugins.custom_op("trtshim_co4::scale", supports_dynamic_shapes=True)
         assert plugin_converted(torch.ops.trtshim_co4.scale.default)
+
+
+def test_the_live_engine_class_is_what_compat_package_needs(ttrt) -> None:
+    """``compat.package`` packages TensorRT engines where the release registers a fake ``tensorrt::Engine``
+    that unflattens (AOTInductor traces engines with it): the live package has it, and the gate agrees.
+    (Packaging a real engine needs one to deserialize, which no TensorRT here can do.)"""
+    from torch._library import fake_class_registry
+
+    from trtshim.compat import detect
+    from trtshim.compat.backends import inductor
+
+    fake = fake_class_registry.find_fake_class("__torch__.torch.classes.tensorrt.Engine")
+    assert fake is not None and hasattr(fake, "__obj_unflatten__")
+    assert inductor.engines_packageable(detect()) == (True, f"torch_tensorrt {detect().torch_tensorrt.raw} >= 2.8")

@@ -29,6 +29,7 @@ __all__ = [
     "detect",
     "keygen",
     "load",
+    "package",
     "probe_runtime",
     "read_manifest",
     "register_fake",
@@ -39,6 +40,7 @@ __all__ = [
 
 _LAZY = {
     "compile": "trtshim.compat.api",
+    "package": "trtshim.compat.api",
     "save": "trtshim.compat.artifact",
     "load": "trtshim.compat.artifact",
     "CompiledModule": "trtshim.compat.call.module",

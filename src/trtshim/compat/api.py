@@ -146,6 +146,48 @@ def compile(
     return module
 
 
+def package(module: CompiledModule, *, inductor_configs: dict[str, Any] | None = None) -> CompiledModule:
+    """AOTInductor's compiled code for a compiled module's program (the ``export`` or ``tensorrt`` backend's,
+    TensorRT engines included where torch_tensorrt >= 2.8 can package them): a module of the inductor
+    backend with the same input contract, names and engine record, which ``save`` writes as one package."""
+    import tempfile
+
+    from trtshim.compat.backends import inductor
+    from trtshim.compat.call.module import PackagedModule
+
+    if not isinstance(module, CompiledModule) or isinstance(module, PackagedModule):
+        raise OptionError(
+            f"package() takes a module of the export or tensorrt backend, got {type(module).__name__}"
+            + (" (already packaged)" if isinstance(module, PackagedModule) else ""),
+            "pass what compat.compile or compat.load returned",
+        )
+    env = module.environment
+    inductor.check_available(env)
+    program = module.program
+    inductor.check_engines(program, env)
+    if program.example_inputs is None:
+        raise OptionError("the module's program holds no example inputs, which AOTInductor compiles from", "compile it with compat.compile")
+    options = {"inductor_configs": dict(inductor_configs or {})}
+    files = inductor.compile_files(program, options)
+    with tempfile.TemporaryDirectory(prefix="trtshim-aoti-") as folder:  # the runner loads from a package
+        path = os.path.join(folder, "model.pt2")
+        inductor.write_archive(path, program, files, {})
+        runner = inductor.load_runner(path)
+    packaged = PackagedModule(
+        program,
+        runner,
+        files,
+        environment=env,
+        fixes=module.fix_report,
+        dim_names={d.symbol: d.dim for s in module.input_specs for d in s.dynamic if d.dim},
+        input_paths=[s.path or s.name for s in module.input_specs],
+    )
+    packaged.engine_options = module.engine_options
+    packaged.program_ir = module.program_ir
+    packaged.compile_options = {"options": options}
+    return packaged
+
+
 def _packaged(
     model: torch.nn.Module,
     args: tuple[Any, ...],

@@ -6,8 +6,9 @@ files: the program gives the module its input contract and the manifest its fact
 run the calls. ``save`` writes both into one PT2 archive, the format ``torch._inductor.aoti_load_package``
 and C++ ``AOTIModelPackageLoader`` read, so a file written by ``compat.save`` loads in C++ as it is: on
 torch >= 2.8 with ``package_pt2`` (torch's own layout holds the program); on torch 2.6 and 2.7, whose
-packages hold no program, as torch's ``package_aoti`` writes it plus the program as a nested archive
-(``trtshim_program.pt2``, which torch's loaders pass over). torch <= 2.5 has no public package API
+packages hold no program (and on any torch for a program holding engine objects: ``holds_objects``), as
+torch's ``package_aoti`` writes it plus the program as a nested archive (``trtshim_program.pt2``, which
+torch's loaders pass over). torch <= 2.5 has no public package API
 (only the private ``torch._inductor.package``): there the backend is ``BackendUnavailableError``.
 
 A package holds native code: ``load`` treats it as code (``trust_code=True`` or a valid signature), after
@@ -53,6 +54,44 @@ def check_available(env: Environment) -> None:
         )
 
 
+#: torch_tensorrt packages its own engines with AOTInductor (``output_format="aot_inductor"``) from 2.8; its
+#: fake ``tensorrt::Engine`` with ``__obj_unflatten__`` (what AOTInductor traces engines with) from 2.6
+ENGINES_FROM = "2.8"
+FAKE_ENGINE_FROM = "2.6"
+
+
+def engines_packageable(env: Environment) -> tuple[bool, str]:
+    """Whether this stack's torch_tensorrt lets AOTInductor package programs holding TensorRT engines."""
+    if env.torch_tensorrt is None:
+        return False, "torch_tensorrt is not installed (the engines' runtime and fake class come with it)"
+    release = env.torch_tensorrt.raw
+    if not requires(f"torch_tensorrt>={FAKE_ENGINE_FROM}", env=env):
+        return False, (
+            f"torch_tensorrt {release} registers no fake tensorrt::Engine class with __obj_unflatten__, so "
+            f"AOTInductor cannot trace its engines (torch_tensorrt >= {ENGINES_FROM} packages them)"
+        )
+    if not requires(f"torch_tensorrt>={ENGINES_FROM}", env=env):
+        return False, (
+            f"torch_tensorrt {release} does not package its engines with AOTInductor itself "
+            f"(output_format='aot_inductor' arrives in {ENGINES_FROM}), so neither does trtshim"
+        )
+    return True, f"torch_tensorrt {env.torch_tensorrt.raw} >= {ENGINES_FROM}"
+
+
+def check_engines(program: Any, env: Environment) -> None:
+    """Refuse to package a program holding TensorRT engines where this torch_tensorrt cannot."""
+    from trtshim.compat.programs.program import custom_ops
+
+    if not any(op.namespace == "tensorrt" for op in custom_ops(program)):
+        return
+    ok, why = engines_packageable(env)
+    if not ok:
+        raise BackendUnavailableError(
+            f"cannot package TensorRT engines with AOTInductor: {why}",
+            "save the module as it is (compat.save), or upgrade torch_tensorrt",
+        )
+
+
 def compile_files(program: Any, options: dict[str, Any]) -> list[str]:
     """AOTInductor's compiled files for ``program`` (paths in inductor's output folder)."""
     unknown = sorted(set(options) - set(OPTIONS))
@@ -74,7 +113,7 @@ def write_archive(fh: Any, program: Any, files: list[str], extra_files: dict[str
     """The program and its compiled files in one PT2 archive (``package_pt2``; torch 2.6-2.7: torch's
     package with the program nested in it)."""
     aoti: Any = {MODEL: files}
-    if requires(f"torch>={PT2_TORCH}"):
+    if requires(f"torch>={PT2_TORCH}") and not holds_objects(program):
         from torch.export.pt2_archive._package import package_pt2
 
         package_pt2(fh, exported_programs={MODEL: program}, aoti_files=aoti, extra_files=extra_files)
@@ -87,16 +126,28 @@ def write_archive(fh: Any, program: Any, files: list[str], extra_files: dict[str
     torch.export.save(program, program_bytes)
     package.seek(0)
     with zipfile.ZipFile(package) as src, zipfile.ZipFile(fh, "w") as out:
-        for info in src.infolist():  # torch's members as torch wrote them, then ours
+        infos = src.infolist()
+        tops = {i.filename.split("/", 1)[0] for i in infos}
+        # torch >= 2.8 keeps every record under one top folder ("archive/") and its reader insists on it
+        top = f"{next(iter(tops))}/" if len(tops) == 1 and all("/" in i.filename for i in infos) else ""
+        for info in infos:  # torch's members as torch wrote them, then ours
             out.writestr(info, src.read(info))
-        out.writestr(zipfile.ZipInfo(PROGRAM_MEMBER, date_time=(1980, 1, 1, 0, 0, 0)), program_bytes.getvalue())
+        stamp = (1980, 1, 1, 0, 0, 0)
+        out.writestr(zipfile.ZipInfo(top + PROGRAM_MEMBER, date_time=stamp), program_bytes.getvalue())
         for name, text in extra_files.items():
-            out.writestr(zipfile.ZipInfo(f"extra/{name}", date_time=(1980, 1, 1, 0, 0, 0)), text)
+            out.writestr(zipfile.ZipInfo(f"{top}extra/{name}", date_time=stamp), text)
+
+
+def holds_objects(program: Any) -> bool:
+    """Whether ``program`` holds TorchBind objects (engines): ``package_pt2`` writes them and AOTInductor's
+    copies to the same member (``data/constants/custom_obj_0``) and fails ("Tried to serialize file twice":
+    measured on torch 2.13-2.15; 2.8 does not), so such a program is nested as on torch 2.6-2.7."""
+    return any(spec.kind.name == "CUSTOM_OBJ" for spec in program.graph_signature.input_specs)
 
 
 def nested_program(names: list[str]) -> str | None:
-    """The member holding the program of a torch 2.6-2.7 package written by trtshim (None: torch's layout)."""
-    return PROGRAM_MEMBER if PROGRAM_MEMBER in names else None
+    """The member holding the program of a package with the program nested (None: torch's own layout)."""
+    return next((n for n in names if n.rsplit("/", 1)[-1] == PROGRAM_MEMBER), None)
 
 
 def is_package(names: list[str]) -> bool:

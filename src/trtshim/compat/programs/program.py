@@ -133,6 +133,8 @@ def custom_ops(ep: ExportedProgram) -> list[torch._ops.OpOverload]:
     def visit(gm: torch.fx.GraphModule) -> None:
         for node in gm.graph.nodes:
             t = node.target
+            if node.op == "call_function" and getattr(t, "_name", None) == "with_effects" and len(node.args) > 1:
+                t = node.args[1]  # an op taking a TorchBind object runs as with_effects(token, op, *args)
             if node.op == "call_function" and isinstance(t, torch._ops.OpOverload):
                 ns = t.namespace
                 if ns not in ("aten", "prim", "prims"):
