@@ -106,3 +106,36 @@ def test_tensorrt_engines_package_only_where_torch_tensorrt_can() -> None:
     ok, why = inductor.engines_packageable(on("2.5.0"))
     assert not ok and "torch_tensorrt 2.5.0 registers no fake tensorrt::Engine" in why
     assert "not installed" in inductor.engines_packageable(on(None))[1]
+
+
+def test_a_hostile_pickle_inside_the_nested_program_is_refused_before_anything_runs(packaged, tmp_path) -> None:
+    """The nested program is scanned like any member: an engine object swapped for a pickle that calls
+    os.system is refused (the table resealed, the caller vouching for code), and nothing runs."""
+    import io
+
+    from trtshim.testing.rewrite import resealed
+
+    _, _, path = packaged
+    marker = tmp_path / "ran"
+    evil_pickle = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
+    evil_object = io.BytesIO()
+    with zipfile.ZipFile(evil_object, "w") as z:
+        z.writestr("archive/data.pkl", evil_pickle)
+
+    def swap(data: bytes, member: str, new: bytes) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(data)) as zin, zipfile.ZipFile(out, "w") as zout:
+            for info in zin.infolist():
+                zout.writestr(info, new if info.filename == member else zin.read(info))
+        return out.getvalue()
+
+    original = path.read_bytes()
+    nested = inductor.nested_program(zipfile.ZipFile(path).namelist())
+    assert nested is not None
+    program = zipfile.ZipFile(path).read(nested)
+    obj = next(n for n in zipfile.ZipFile(io.BytesIO(program)).namelist() if n.endswith("custom_obj_0"))
+    hostile = tmp_path / "hostile.pt2"
+    hostile.write_bytes(resealed(swap(original, nested, swap(program, obj, evil_object.getvalue()))))
+    with pytest.raises(errors.UnsafeArtifactError, match="system"):
+        compat.load(hostile, trust_code=True, allow_imports=[STANDIN])
+    assert not marker.exists()
