@@ -5,6 +5,8 @@ a thread; signatures (Ed25519) cover the whole artifact."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -351,3 +353,29 @@ def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, 
     assert set(reads) == set(names), set(names) - set(reads)  # and every member was read (checked)
     with torch.inference_mode():
         assert torch.equal(module(x), expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_after_a_save_saves_and_loads(tmp_path) -> None:
+    """BLAKE3 hashes large members on several threads (rayon); a child forked after its parent did that
+    inherits the pool without its threads. Before: the child's first large save never returned."""
+    from conftest import run_python
+
+    code = (
+        "import os, sys, torch\nfrom trtshim import compat\n"
+        "m = compat.compile(torch.nn.Linear(1024, 1024), (torch.randn(2, 1024),), backend='export')\n"
+        f"compat.save(m, {str(tmp_path / 'parent.pt2')!r})\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    import faulthandler; faulthandler.dump_traceback_later(60, exit=True)  # a hung child ends\n"
+        f"    compat.save(m, {str(tmp_path / 'child.pt2')!r})\n"
+        f"    ok = compat.load({str(tmp_path / 'child.pt2')!r}) is not None\n"
+        "    os._exit(0 if ok else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print('child exit', os.waitstatus_to_exitcode(status))\n"
+    )
+    try:
+        out = run_python(code, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the forked child's save hung")
+    assert "child exit 0" in out.stdout, out.stderr[-2000:]

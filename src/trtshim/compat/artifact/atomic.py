@@ -76,50 +76,43 @@ def write_atomically(
 
 #: writes at least this large are hashed in a second thread while they are written
 _OVERLAP_BYTES = 1 << 20
-_pool: Any = None
+_pools: dict[str, tuple[int, Any]] = {}  # name -> (the pid that started it, a one-thread executor)
 _pool_lock = threading.Lock()
 
 
-def _hashing_thread() -> Any:
-    """The one worker thread that hashes large writes (started on first use)."""
-    global _pool
+def _worker(name: str) -> Any:
+    """A one-thread executor, started on first use and again in a forked child (whose copy has no thread)."""
     with _pool_lock:
-        if _pool is None:
+        pid, pool = _pools.get(name, (None, None))
+        if pool is None or pid != os.getpid():
             from concurrent.futures import ThreadPoolExecutor
 
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trtshim-digest")
-        return _pool
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"trtshim-{name}")
+            _pools[name] = (os.getpid(), pool)
+        return pool
 
 
-_discards: Any = None
+def _hashing_thread() -> Any:
+    """The thread that hashes large writes."""
+    return _worker("digest")
 
 
 def _discard(old: str) -> None:
     """Remove ``old`` (the replaced file, under its temporary name). Its name goes now; its blocks are freed
     when the last descriptor closes, which a background thread does: freeing takes ~1.5 ms per 8 MB, which
     torch pays inside its own save (it truncates the old file). A kill closes the descriptor too."""
-    global _discards
     fd = os.open(old, os.O_RDONLY)
     try:
         os.unlink(old)
     except BaseException:
         os.close(fd)
         raise
-    with _pool_lock:
-        if _discards is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _discards = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trtshim-discard")
-        pool = _discards
-    pool.submit(os.close, fd)
+    _worker("discard").submit(os.close, fd)
 
 
 def settle() -> None:
     """Wait until the blocks of every replaced file are freed (benchmarks: nothing left running)."""
-    with _pool_lock:
-        pool = _discards
-    if pool is not None:
-        pool.submit(lambda: None).result()
+    _worker("discard").submit(lambda: None).result()
 
 
 class _GuardedWriter(io.RawIOBase):

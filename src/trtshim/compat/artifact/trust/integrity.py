@@ -51,6 +51,17 @@ def algorithm() -> str:
     return "blake3"
 
 
+_threads_pid: list[int] = []  # the process whose BLAKE3 (rayon) thread pool is in use
+
+
+def _threads_usable() -> bool:
+    """Whether BLAKE3 may hash on several threads here: not in a child forked after its parent used them
+    (the child inherits the pool's state without its threads, and a multi-threaded update never returns)."""
+    if not _threads_pid:
+        _threads_pid.append(os.getpid())
+    return _threads_pid[0] == os.getpid()
+
+
 def hasher(name: str) -> Any:
     """A fresh hash object of the table algorithm ``name`` (``update``, ``hexdigest``)."""
     if name == "sha256":
@@ -63,7 +74,7 @@ def hasher(name: str) -> Any:
                 "this archive's member table uses BLAKE3, and the blake3 package is not installed",
                 "pip install blake3 (a dependency of trtshim; the install is incomplete)",
             ) from exc
-        return blake3(max_threads=blake3.AUTO)
+        return blake3(max_threads=blake3.AUTO if _threads_usable() else 1)
     raise CorruptedArtifactError(f"unknown digest algorithm {name!r}", f"tables use one of {ALGORITHMS}")
 
 
