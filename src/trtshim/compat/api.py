@@ -150,7 +150,6 @@ def package(module: CompiledModule, *, inductor_configs: dict[str, Any] | None =
     """AOTInductor's compiled code for a compiled module's program (the ``export`` or ``tensorrt`` backend's,
     TensorRT engines included where torch_tensorrt >= 2.8 can package them): a module of the inductor
     backend with the same input contract, names and engine record, which ``save`` writes as one package."""
-    import tempfile
 
     from trtshim.compat.backends import inductor
     from trtshim.compat.call.module import PackagedModule
@@ -168,11 +167,7 @@ def package(module: CompiledModule, *, inductor_configs: dict[str, Any] | None =
     if program.example_inputs is None:
         raise OptionError("the module's program holds no example inputs, which AOTInductor compiles from", "compile it with compat.compile")
     options = {"inductor_configs": dict(inductor_configs or {})}
-    files = inductor.compile_files(program, options)
-    with tempfile.TemporaryDirectory(prefix="trtshim-aoti-") as folder:  # the runner loads from a package
-        path = os.path.join(folder, "model.pt2")
-        inductor.write_archive(path, program, files, {})
-        runner = inductor.load_runner(path)
+    files, runner = inductor.compiled(program, options)
     packaged = PackagedModule(
         program,
         runner,
@@ -199,16 +194,11 @@ def _packaged(
     options: dict[str, Any],
 ) -> CompiledModule:
     """The inductor backend: AOTInductor's compiled files for ``program``, loaded to run the calls."""
-    import tempfile
 
     from trtshim.compat.backends import inductor
     from trtshim.compat.call.module import PackagedModule
 
-    files = inductor.compile_files(program, {k: v for k, v in options.items() if k in inductor.OPTIONS})
-    with tempfile.TemporaryDirectory(prefix="trtshim-aoti-") as folder:  # the runner loads from a package
-        path = os.path.join(folder, "model.pt2")
-        inductor.write_archive(path, program, files, {})
-        runner = inductor.load_runner(path)
+    files, runner = inductor.compiled(program, {k: v for k, v in options.items() if k in inductor.OPTIONS})
     module = PackagedModule(
         program,
         runner,

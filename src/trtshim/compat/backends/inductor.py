@@ -109,6 +109,15 @@ def compile_files(program: Any, options: dict[str, Any]) -> list[str]:
     return [f for f in files if isinstance(f, str) and f]
 
 
+def compiled(program: Any, options: dict[str, Any]) -> tuple[list[str], Any]:
+    """(AOTInductor's compiled files for ``program``, the loaded model that runs them)."""
+    files = compile_files(program, options)
+    with tempfile.TemporaryDirectory(prefix="trtshim-aoti-") as folder:  # the runner loads from a package
+        path = os.path.join(folder, "model.pt2")
+        write_archive(path, program, files, {})
+        return files, load_runner(path)
+
+
 def write_archive(fh: Any, program: Any, files: list[str], extra_files: dict[str, str]) -> None:
     """The program and its compiled files in one PT2 archive (``package_pt2``; torch 2.6-2.7: torch's
     package with the program nested in it)."""
