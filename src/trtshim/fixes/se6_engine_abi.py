@@ -34,6 +34,7 @@ def engine_abi(env: Environment) -> str | None:
 
 def record_engine(manifest: dict[str, Any], module: Any) -> None:
     """Hook ``save.manifest``: for programs that call TensorRT engines, what a loader must match."""
+    from trtshim.compat.call.module import ENGINE_KEYS
     from trtshim.compat.programs.program import custom_ops
 
     if not any(op.namespace == "tensorrt" for op in custom_ops(module.program)):
@@ -48,9 +49,7 @@ def record_engine(manifest: dict[str, Any], module: Any) -> None:
         "version_compatible": module.engine_options.get("version_compatible", False),
         "hardware_compatible": module.engine_options.get("hardware_compatible", False),
     }
-    for key in ("refit", "requested", "engines", "dims", "device"):
-        if key in module.engine_options:
-            manifest["engine"][key] = module.engine_options[key]
+    manifest["engine"].update({k: module.engine_options[k] for k in ENGINE_KEYS if k in module.engine_options})
 
 
 def check_engine(manifest: dict[str, Any], env: Environment) -> None:

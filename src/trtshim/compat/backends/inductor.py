@@ -75,7 +75,7 @@ def engines_packageable(env: Environment) -> tuple[bool, str]:
             f"torch_tensorrt {release} does not package its engines with AOTInductor itself "
             f"(output_format='aot_inductor' arrives in {ENGINES_FROM}), so neither does trtshim"
         )
-    return True, f"torch_tensorrt {env.torch_tensorrt.raw} >= {ENGINES_FROM}"
+    return True, f"torch_tensorrt {release} >= {ENGINES_FROM}"
 
 
 def check_engines(program: Any, env: Environment) -> None:
