@@ -30,7 +30,7 @@ from trtshim.matrix.rows import Row, rows
 
 __all__ = ["Row", "install", "local_wheel_folders", "matrix_session", "rows", "uv_env"]
 
-MIN_FREE_GB = 12  #: a CUDA torch adds 3-7 GB to uv's cache
+MIN_FREE_GB = 8  #: a CUDA torch not yet in uv's cache adds up to 7 GB (one already there is hard-linked)
 
 
 @functools.cache
@@ -80,7 +80,7 @@ def guard_disk(session: Any, folder: str = "~") -> None:
     free = shutil.disk_usage(os.path.expanduser(folder)).free / 2**30
     if free < MIN_FREE_GB:
         session.error(
-            f"only {free:.1f} GiB free: a CUDA torch needs up to 7 GiB of uv cache. "
+            f"only {free:.1f} GiB free (under {MIN_FREE_GB}): a CUDA torch needs up to 7 GiB of uv cache. "
             "Free space first (`uv cache prune`, or `uv cache clean torch`)."
         )
 
