@@ -13,7 +13,8 @@ For each model size (Linear stacks of float32 weights), in one run:
 - file size with ``include_source=True`` against without: the source program stored as bytes, and what
   the same bytes cost as the base64 text that earlier versions stored.
 
-Every ratio is against torch, measured in this run.
+Every ratio is against torch, measured in this run: the ratio of the medians, and for trtshim's save and load the
+lowest and highest ratio within one round (``rounds a-b``), which shows how far the machine's noise reaches.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import warnings
 from unittest import mock
 
 import torch
-from timing import interleaved_medians
+from timing import interleaved_times, round_ratios
 from torch import nn
 
 
@@ -81,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", default="8,50,500,2048", help="model sizes in MiB")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--large-rounds", type=int, default=3, help="rounds for sizes of 1 GiB and more")
     parser.add_argument("--fresh-rounds", type=int, default=3)
     args = parser.parse_args()
     from trtshim import compat
@@ -101,11 +103,11 @@ def main() -> None:
     rows: list[str] = []
     with tempfile.TemporaryDirectory(dir=os.environ.get("TRTSHIM_BENCH_DIR")) as tmp:
         for mb in (int(v) for v in args.mb.split(",")):
-            rounds = args.rounds if mb < 1024 else max(3, args.rounds // 2)
+            rounds = args.rounds if mb < 1024 else args.large_rounds
             x = torch.randn(2, 4096)
             module = compat.compile(Wide(mb), (x,), backend="export")
             at = {k: os.path.join(tmp, f"{k}.pt2") for k in ("torch", "trtshim", "durable", "before", "source")}
-            save = interleaved_medians(
+            save_times = interleaved_times(
                 {
                     "torch": lambda m=module, at=at: torch.export.save(m.program, at["torch"]),
                     "trtshim": lambda m=module, at=at: compat.save(m, at["trtshim"]),
@@ -124,7 +126,7 @@ def main() -> None:
             for name in ("torch", "durable", "before", "source"):  # nor the other files in the page cache
                 os.unlink(at[name])
             os.sync()
-            load = interleaved_medians(
+            load_times = interleaved_times(
                 {
                     "torch": lambda p=at["trtshim"]: torch.export.load(p).module(),
                     "trtshim": lambda p=at["trtshim"]: compat.load(p),
@@ -132,11 +134,16 @@ def main() -> None:
                 },
                 rounds,
             )
+            save = {k: statistics.median(v) for k, v in save_times.items()}
+            load = {k: statistics.median(v) for k, v in load_times.items()}
+            save_spread = "{:.2f}-{:.2f}".format(*round_ratios(save_times, "trtshim", "torch"))
+            load_spread = "{:.2f}-{:.2f}".format(*round_ratios(load_times, "trtshim", "torch"))
             fresh = fresh_loads(at["trtshim"], args.fresh_rounds)
             t, f = save["torch"], fresh["torch"]
             rows.append(
-                f"{mb:>5} MiB | save {t:.3f} s: trtshim {save['trtshim'] / t:.2f}x, durable {save['durable'] / t:.2f}x, "
-                f"before {save['before'] / t:.2f}x | load {load['torch']:.3f} s: trtshim {load['trtshim'] / load['torch']:.2f}x, "
+                f"{mb:>5} MiB | save {t:.3f} s: trtshim {save['trtshim'] / t:.2f}x (rounds {save_spread}), durable {save['durable'] / t:.2f}x, "
+                f"before {save['before'] / t:.2f}x | load {load['torch']:.3f} s: trtshim {load['trtshim'] / load['torch']:.2f}x "
+                f"(rounds {load_spread}), "
                 f"no verify {load['noverify'] / load['torch']:.2f}x | fresh {f[0]:.3f} s: trtshim "
                 f"{fresh['trtshim'][0] / f[0]:.2f}x, peak RSS {f[1]:.0f} vs {fresh['trtshim'][1]:.0f} MiB "
                 f"(+{fresh['trtshim'][1] - f[1]:.0f}) | source {with_source / lean:.2f}x (base64 text: {as_text / lean:.2f}x)"

@@ -20,6 +20,13 @@ def interleaved_medians(
 ) -> dict[str, float]:
     """Median seconds of each case over ``rounds`` interleaved rounds (after one warm-up call each);
     ``settle`` runs before each timed call, outside the timing (as garbage collection does)."""
+    return {name: statistics.median(values) for name, values in interleaved_times(cases, rounds, settle).items()}
+
+
+def interleaved_times(
+    cases: dict[str, Callable[[], Any]], rounds: int, settle: Callable[[], Any] | None = None
+) -> dict[str, list[float]]:
+    """Seconds of each case in each of ``rounds`` interleaved rounds, in round order (see ``interleaved_medians``)."""
     times: dict[str, list[float]] = {name: [] for name in cases}
     for fn in cases.values():
         fn()
@@ -36,4 +43,10 @@ def interleaved_medians(
             result = fn()  # freed after the timing: torch's results hold cycles (freed by gc), others not
             times[name].append(time.perf_counter() - start)
             del result
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def round_ratios(times: dict[str, list[float]], case: str, base: str) -> tuple[float, float]:
+    """Lowest and highest per-round ratio ``case / base``: the spread behind the ratio of the medians."""
+    ratios = [a / b for a, b in zip(times[case], times[base], strict=True)]
+    return min(ratios), max(ratios)
