@@ -168,6 +168,28 @@ def test_hostile_packages_are_refused_before_their_code_runs(packaged, tmp_path)
 
 
 @needs_packages
+def test_a_swapped_library_of_the_same_size_is_refused_before_its_code_runs(packaged, tmp_path, monkeypatch) -> None:
+    """A model's library (1 MiB and more) is a bulk member, hashed beside torch's read of the program; nothing
+    that loads the library may run before that digest has matched (torch.export.load of a package loads it).
+    The bulk threshold is lowered so that this test's small library takes that path."""
+    from trtshim.compat.artifact.trust import integrity
+
+    monkeypatch.setattr(integrity, "BULK_BYTES", 1)
+    _, _, path = packaged
+    marker = tmp_path / "constructor-ran"
+    evil = _shared_library_with_constructor(tmp_path, marker)
+    is_wrapper = lambda name: name.endswith(".so")  # noqa: E731
+    with zipfile.ZipFile(path) as zf:
+        size = next(info.file_size for info in zf.infolist() if is_wrapper(info.filename))
+    assert len(evil) <= size
+    swapped = tmp_path / "swapped-same-size.pt2"  # same stored size and method: only the digest differs
+    swapped.write_bytes(_replaced(path.read_bytes(), is_wrapper, evil + b"\0" * (size - len(evil))))
+    with pytest.raises(errors.CorruptedArtifactError, match="changed after it was saved"):
+        compat.load(swapped, trust_code=True)
+    assert not marker.exists(), "a hostile library's constructor ran before its digest was checked"
+
+
+@needs_packages
 def test_code_of_another_torch_is_refused_before_loading(packaged, tmp_path) -> None:
     _, _, path = packaged
 

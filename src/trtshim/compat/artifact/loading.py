@@ -160,9 +160,13 @@ def _load_checked(
     # before torch unpickles anything: no code from the file runs
     pickle_scan.check_archive(archive, allowed_modules=allowed_imports(allow_imports))
     nested = inductor.nested_program(archive.names) if kind == "aoti" else None
+    if kind == "aoti":  # torch's readers of a package may load its library: every digest matches first
+        finish()
     try:
         if nested is not None:  # torch 2.6-2.7 package: the program is a nested archive, its bytes checked
             program = _deserialize(path, io.BytesIO(archive.read(nested)))
+        elif kind == "aoti":
+            program = _deserialize(path, legacy.repaired(path, fixes, chain), package=True)
         else:
             program = _deserialize(path, legacy.repaired(path, fixes, chain))
     except (CorruptedArtifactError, ArtifactError) as exc:
@@ -281,15 +285,17 @@ class _WellFormedRecords(logging.Filter):
 SERDE_LOGGER = "torch._export.serde.serialize"
 
 
-def _deserialize(path: str, source: Any = None) -> Any:
-    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2)."""
+def _deserialize(path: str, source: Any = None, *, package: bool = False) -> Any:
+    """``torch.export.load`` with its real error surfaced: torch >= 2.11 only logs the cause (SE-2); of an
+    AOTInductor ``package``, the program alone (its library is loaded once, by the caller)."""
     well_formed = _WellFormedRecords()
     logging.getLogger(SERDE_LOGGER).addFilter(well_formed)
     try:
         with logs.captured("torch", "torch.export") as records:  # torch.export does not propagate
             try:
                 with prog.quiet_inline_object_codegen():  # torch 2.2 programs with engine objects
-                    return torch.export.load(path if source is None else source)
+                    program = inductor.program_without_code(path if source is None else source) if package else None
+                    return program if program is not None else torch.export.load(path if source is None else source)
             except Exception as exc:
                 raise _load_error(path, exc, records.last()) from exc
     finally:

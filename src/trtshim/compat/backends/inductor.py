@@ -192,6 +192,20 @@ def extracted_files(path: str, owner: Any) -> list[str]:
     return out
 
 
+def program_without_code(source: Any) -> Any | None:
+    """The exported program of the package ``source`` (a path or a file object) read without loading its
+    compiled library: ``torch.export.load`` of a package also loads (and then drops) the library, which
+    runs its code and holds its weights a second time. None where this torch lacks the reader it uses
+    (``torch.export.pt2_archive._package``, torch >= 2.8: then ``torch.export.load``)."""
+    try:
+        from torch.export.pt2_archive._package import PT2ArchiveReader, _load_exported_programs
+    except ImportError:
+        return None
+    with PT2ArchiveReader(source) as reader:
+        programs = _load_exported_programs(reader, reader.get_file_names(), None)
+    return programs.get("model")
+
+
 def load_runner(path: str) -> Any:
     """The compiled model of the package at ``path`` (this runs its native code)."""
     try:
