@@ -293,9 +293,10 @@ def _deserialize(path: str, source: Any = None, *, package: bool = False) -> Any
     try:
         with logs.captured("torch", "torch.export") as records:  # torch.export does not propagate
             try:
+                where = path if source is None else source
                 with prog.quiet_inline_object_codegen():  # torch 2.2 programs with engine objects
-                    program = inductor.program_without_code(path if source is None else source) if package else None
-                    return program if program is not None else torch.export.load(path if source is None else source)
+                    program = inductor.program_without_code(where) if package else None
+                    return program if program is not None else torch.export.load(where)
             except Exception as exc:
                 raise _load_error(path, exc, records.last()) from exc
     finally:
