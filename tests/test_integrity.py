@@ -9,11 +9,13 @@ import os
 import subprocess
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from trtshim import compat, errors
+from trtshim.compat.artifact import tensor_reads
 from trtshim.compat.artifact.trust import integrity, signing
 from trtshim.compat.gates import requires
 from trtshim.fixes import by_id
@@ -138,6 +140,65 @@ def test_bulk_members_are_checked_before_the_program_is_handed_out(
         assert torch.equal(compat.load(path)(x), expected)
     if helper == "process":
         assert integrity._WORKER._proc is not None and integrity._WORKER._proc.poll() is None
+
+
+@pytest.mark.requires("torch>=2.13")
+@pytest.mark.parametrize("reader", ["trtshim", "torch"])
+def test_tensor_bytes_read_for_torch_are_the_bytes_checked(
+    artifacts, tmp_path: Path, monkeypatch, reader: str
+) -> None:
+    """torch >= 2.13 reads raw tensor members one by one; trtshim reads them for it (several threads) and
+    hashes the very bytes it hands over. A member it leaves to torch's own reader is hashed before the
+    program is handed out. Either way a changed byte is refused and the values are torch's."""
+    path, x, expected = artifacts["plain"]
+    served: list[str] = []
+    real_read = tensor_reads._Session.read
+
+    def spy(self, name, numel, dtype):  # type: ignore[no-untyped-def]
+        if reader == "torch":
+            return None
+        out = real_read(self, name, numel, dtype)
+        served.extend([name] if out is not None else [])
+        return out
+
+    monkeypatch.setattr(tensor_reads._Session, "read", spy)
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), expected)
+        assert torch.equal(compat.load(path, verify=False)(x), expected)
+    assert (len(served) == 2) == (reader == "trtshim"), served  # the weight, verified and not
+    with zipfile.ZipFile(path) as zf:
+        largest = max(zf.infolist(), key=lambda i: i.file_size)
+        data = zf.read(largest)
+    bad = copy_with(path, tmp_path / "bulk.pt2", {largest.filename: flipped(data)})
+    with pytest.raises(errors.CorruptedArtifactError, match=f"of its member '{largest.filename}'"):
+        compat.load(bad)
+    assert not tensor_reads._PATCH.active
+
+
+@pytest.mark.requires("torch>=2.13")
+def test_only_the_loading_thread_gets_trtshims_reader(artifacts) -> None:
+    """The reader is torch's everywhere but in the thread that loads through trtshim, and again after."""
+    import threading
+
+    from torch.export.pt2_archive import _package
+
+    from trtshim.compat.artifact.trust.opened import OpenedArchive
+
+    path, x, expected = artifacts["plain"]
+    original = _package.PT2ArchiveReader
+    with OpenedArchive(path) as archive, tensor_reads.serving(archive, None) as session:
+        assert session is not None and _package.PT2ArchiveReader is not original
+        elsewhere: list[Any] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(torch.export.load(str(path))))
+        thread.start()
+        thread.join()
+        assert elsewhere and session.served == []  # another thread's load of the same file: torch's reader
+        here = torch.export.load(str(path))
+        assert len(session.served) == 1
+    assert _package.PT2ArchiveReader is original
+    with torch.inference_mode():
+        assert torch.equal(here.module()(x), expected)
+        assert torch.equal(elsewhere[0].module()(x), expected)
 
 
 def test_verify_false_skips_the_digests(artifacts, tmp_path: Path) -> None:
@@ -301,10 +362,10 @@ def test_save_is_atomic_always_and_fsyncs_only_when_durable(artifacts, tmp_path:
 
 
 def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, monkeypatch) -> None:
-    """One pass: compat.load opens the artifact once for its checks (torch then opens it itself, and the
-    bulk digests, which run beside torch, open it once more), and
-    each member's bytes are read from it at most once: the manifest, the table, the digests and the
-    pickle scan share them; the bulk tensor bytes are hashed once while torch loads them."""
+    """One pass: compat.load opens the artifact once for its checks (torch then opens it itself; on torch
+    < 2.13 the bulk digests, which run beside torch, open it once more), and each member's bytes are read
+    from it at most once: the manifest, the table, the digests and the pickle scan share them; the bulk
+    tensor bytes are hashed once, on torch >= 2.13 as trtshim reads them for torch."""
     import builtins
     import io
     import os
@@ -338,6 +399,13 @@ def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, 
         reads.update(places[r] for r in ranges)
         return real_ranges(p, ranges, name)
 
+    real_copy = tensor_reads._copy
+
+    def spy_copy(fd, member, tensor, algorithm):  # type: ignore[no-untyped-def]
+        reads[member.name] += 1
+        return real_copy(fd, member, tensor, algorithm)
+
+    monkeypatch.setattr(tensor_reads, "_copy", spy_copy)
     monkeypatch.setenv("TRTSHIM_HASH_WORKER", "0")  # the bulk digests in this process, where the spy sees them
     monkeypatch.setattr(builtins, "open", spy_open)
     monkeypatch.setattr(io, "open", spy_open)  # zipfile.ZipFile(path) opens through io.open
@@ -345,8 +413,10 @@ def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, 
     monkeypatch.setattr(integrity, "_hash_ranges", spy_ranges)
     module = compat.load(path)
     monkeypatch.undo()
-    # once for every check, once more by the bulk digests (a process of their own where one can run)
-    assert sorted(opens) == ["integrity.py:_hash_ranges", "opened.py:__init__"], opens
+    # once for every check; where torch reads the tensors itself, once more by the bulk digests (a
+    # process of their own where one can run)
+    bulk_opens = [] if tensor_reads.served_here() else ["integrity.py:_hash_ranges"]
+    assert sorted(opens) == [*bulk_opens, "opened.py:__init__"], opens
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()
     assert reads and max(reads.values()) == 1, reads

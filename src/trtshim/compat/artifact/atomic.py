@@ -24,9 +24,9 @@ import re
 import shutil
 import sys
 import tempfile
-import threading
 from typing import Any
 
+from trtshim.compat.artifact import workers
 from trtshim.compat.artifact.trust import integrity
 from trtshim.errors import ArtifactError, ArtifactWriteError, first_line
 
@@ -76,25 +76,11 @@ def write_atomically(
 
 #: writes at least this large are hashed in a second thread while they are written
 _OVERLAP_BYTES = 1 << 20
-_pools: dict[str, tuple[int, Any]] = {}  # name -> (the pid that started it, a one-thread executor)
-_pool_lock = threading.Lock()
-
-
-def _worker(name: str) -> Any:
-    """A one-thread executor, started on first use and again in a forked child (whose copy has no thread)."""
-    with _pool_lock:
-        pid, pool = _pools.get(name, (None, None))
-        if pool is None or pid != os.getpid():
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"trtshim-{name}")
-            _pools[name] = (os.getpid(), pool)
-        return pool
 
 
 def _hashing_thread() -> Any:
     """The thread that hashes large writes."""
-    return _worker("digest")
+    return workers.pool("digest")
 
 
 def _discard(old: str) -> None:
@@ -107,12 +93,12 @@ def _discard(old: str) -> None:
     except BaseException:
         os.close(fd)
         raise
-    _worker("discard").submit(os.close, fd)
+    workers.pool("discard").submit(os.close, fd)
 
 
 def settle() -> None:
     """Wait until the blocks of every replaced file are freed (benchmarks: nothing left running)."""
-    _worker("discard").submit(lambda: None).result()
+    workers.pool("discard").submit(lambda: None).result()
 
 
 class _GuardedWriter(io.RawIOBase):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from trtshim.compat import logs
-from trtshim.compat.artifact import legacy, migrations
+from trtshim.compat.artifact import legacy, migrations, tensor_reads
 from trtshim.compat.artifact.checks import allowed_imports, check_compatible, check_ops, check_pytree_types
 from trtshim.compat.artifact.manifest import read_manifest, verify_checksums
 from trtshim.compat.artifact.record import export_schema_version
@@ -98,7 +98,8 @@ def load(
                     "a signature by a key you trust",
                 )
             inductor.check_members(path, archive.names)
-        check = integrity.begin(archive, manifest) if verify or public_key is not None else None
+        read_here = tensor_reads.tensor_members(archive) if kind == "torch.export" else set()
+        check = integrity.begin(archive, manifest, read_here) if verify or public_key is not None else None
         if public_key is not None:
             if check is None:
                 raise SignatureError(
@@ -167,8 +168,9 @@ def _load_checked(
             program = _deserialize(path, io.BytesIO(archive.read(nested)))
         elif kind == "aoti":
             program = _deserialize(path, legacy.repaired(path, fixes, chain), package=True)
-        else:
-            program = _deserialize(path, legacy.repaired(path, fixes, chain))
+        else:  # raw tensors read (and hashed) by trtshim where this torch reads them one by one
+            with tensor_reads.serving(archive, check):
+                program = _deserialize(path, legacy.repaired(path, fixes, chain))
     except (CorruptedArtifactError, ArtifactError) as exc:
         saved = tuple((manifest or {}).get("export_schema") or ())
         saved_torch = str((manifest or {}).get("environment", {}).get("torch") or "")

@@ -11,7 +11,9 @@ member torch parses (program JSON, pickles, configs, the manifest) before anythi
 the bulk members (raw tensor bytes, >= 1 MiB) while torch deserializes. The loaded program is handed out
 only once every digest matched.
 
-The bulk hashing runs in a helper process (this module's ``serve``) where one can be started (torch's storage reads hold the
+Bulk members that the loader reads for torch itself (``read_here``: ``compat/artifact/tensor_reads.py``,
+torch 2.13+) are hashed by that reader from the bytes it hands over (``Verification.took``). The other
+bulk hashing runs in a helper process (this module's ``serve``) where one can be started (torch's storage reads hold the
 GIL, so a thread would wait for torch instead of running beside it); else, or while the helper is busy
 with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper off. Torch-free.
 """
@@ -28,6 +30,7 @@ import sys
 import threading
 import zipfile
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,7 +236,8 @@ def _table_problem(table: Any) -> str | None:
 
 @dataclass
 class Verification:
-    """Digests being checked for one load: small members already checked, bulk ones in the background."""
+    """Digests being checked for one load: small members already checked, bulk ones in the background
+    (the helper) or by the reader that hands them to torch (``read_here``, ``took``)."""
 
     path: str
     table_bytes: bytes | None = None
@@ -242,25 +246,53 @@ class Verification:
     _thread: threading.Thread | None = None
     _result: list[Any] = field(default_factory=list)
     _bulk: list[tuple[Member, str]] = field(default_factory=list)
+    _here: dict[str, tuple[Member, str]] = field(default_factory=dict)  # name -> (member, expected digest)
+    _taken: dict[str, str | Future[str]] = field(default_factory=dict)  # digests the reader took (or takes)
+    _stat: list[int] = field(default_factory=list)
+
+    def read_here(self) -> set[str]:
+        """The bulk members whose digests the loader's reader takes (``took``) instead of the helper."""
+        return set(self._here)
+
+    def took(self, name: str, digest: str | Future[str]) -> None:
+        """The digest of the bytes of ``name`` that the reader handed to torch (or its future)."""
+        self._taken[name] = digest
 
     def finish(self) -> None:
-        """Wait for the bulk digests; ``CorruptedArtifactError`` naming the first member that differs."""
-        if self._thread is None:
-            return
-        self._thread.join()
-        self._thread = None
-        outcome = (
-            self._result[0] if self._result else RuntimeError("the digest thread ended without a result")
-        )
-        if isinstance(outcome, BaseException):
-            raise CorruptedArtifactError(f"{self.path} cannot be verified: {outcome}") from outcome
-        for (member, expected), digest in zip(self._bulk, outcome):
-            if digest != expected:
-                raise _changed(self.path, member.name, self.algorithm)
+        """Wait for the bulk digests; ``CorruptedArtifactError`` naming the first member that differs.
+        Members meant to be read here that torch did not read through the reader are hashed now."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            outcome = (
+                self._result[0] if self._result else RuntimeError("the digest thread ended without a result")
+            )
+            if isinstance(outcome, BaseException):
+                raise CorruptedArtifactError(f"{self.path} cannot be verified: {outcome}") from outcome
+            for (member, expected), digest in zip(self._bulk, outcome):
+                if digest != expected:
+                    raise _changed(self.path, member.name, self.algorithm)
+        here, self._here = self._here, {}
+        unread = [name for name in here if name not in self._taken]
+        if unread:
+            try:
+                ranges = [(here[n][0].offset, here[n][0].stored) for n in unread]
+                self._taken.update(zip(unread, _checked_digests(self.path, self._stat, ranges, self.algorithm)))
+            except OSError as exc:
+                raise CorruptedArtifactError(f"{self.path} cannot be verified: {exc}") from exc
+        for name, (_, expected) in here.items():
+            taken = self._taken[name]
+            if isinstance(taken, Future):
+                try:
+                    taken = taken.result()
+                except OSError as exc:
+                    raise CorruptedArtifactError(f"{self.path} cannot be verified: {exc}") from exc
+            if taken != expected:
+                raise _changed(self.path, name, self.algorithm)
 
     def _start(self) -> None:
         ranges = [(m.offset, m.stored) for m, _ in self._bulk]
-        stat = _stat_key(self.path)
+        stat = self._stat
 
         def run() -> None:
             try:
@@ -294,14 +326,18 @@ def _changed(path: str, name: str, algorithm: str) -> CorruptedArtifactError:
     )
 
 
-def begin(source: str | OpenedArchive, manifest: dict[str, Any] | None) -> Verification | None:
+def begin(
+    source: str | OpenedArchive, manifest: dict[str, Any] | None, read_here: set[str] | None = None
+) -> Verification | None:
     """Start verifying an archive (opened, or at a path) against its member table; None where it has
     none (older artifacts). Everything torch parses is checked before this returns, from the bytes the
     opened archive keeps (the pickle scan reads the same ones); call ``finish()`` before using the program.
+    ``read_here``: bulk members the loader reads and hashes itself (``Verification.took``); the helper
+    hashes the other bulk members meanwhile.
     """
     if not isinstance(source, OpenedArchive):
         with OpenedArchive(source) as opened:
-            return begin(opened, manifest)
+            return begin(opened, manifest, read_here)
     archive, path = source, source.path
     found = read_table(path, archive)
     if found is None:
@@ -323,14 +359,19 @@ def begin(source: str | OpenedArchive, manifest: dict[str, Any] | None) -> Verif
         )
         raise CorruptedArtifactError(f"{path} {what}", "the file was edited after it was saved; get it again")
     kind = table["algorithm"]
-    verification = Verification(path, table_bytes=data, members_checked=len(names), algorithm=kind)
+    verification = Verification(
+        path, table_bytes=data, members_checked=len(names), algorithm=kind, _stat=_stat_key(path)
+    )
     places = archive.places()
     for name in names:
         member, rec = places[name], expected[name]
         if (member.stored, member.method) != (rec["stored"], rec["method"]):
             raise _changed(path, name, kind)
         if _is_bulk(member, archive):
-            verification._bulk.append((member, rec[kind]))
+            if read_here is not None and name in read_here:
+                verification._here[name] = (member, rec[kind])
+            else:
+                verification._bulk.append((member, rec[kind]))
             continue
         h = hasher(kind)
         view = archive.stored(name)

@@ -1,0 +1,186 @@
+"""Raw tensor members read for torch's loader by several threads, their digests taken as the bytes arrive.
+
+torch 2.13+ loads each raw tensor member of a torch.export archive with
+``PyTorchFileReader.get_storage_from_record`` (``torch.export.pt2_archive._package._build_file_map``): one
+thread copies the member from the file into a new tensor. While ``serving(archive, check)`` is open, a load
+of that archive's path on this thread gets the same tensors from trtshim instead: ``THREADS`` threads copy
+the member in ``BLOCK`` pieces straight into the tensor torch would have allocated, and, when ``check``
+verifies, the member's digest is taken piece by piece in order right after each piece arrives (while it
+is still in the cache). So no second pass over the file runs beside torch, and the bytes hashed are the
+very bytes handed to torch.
+
+Only bulk members that ``check`` lists as ``read_here`` (or, without a check, stored members of at least
+``integrity.BULK_BYTES``) are served, and only where torch asks for exactly their length; anything else
+goes through torch's own reader, and ``check.finish()`` hashes what was not served. The hook is a
+``ScopedPatch`` of ``PT2ArchiveReader``: other threads, other files and ``torch.load`` see torch's reader.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import zipfile
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from trtshim.compat.artifact import workers
+from trtshim.compat.artifact.trust import integrity
+from trtshim.compat.artifact.trust.opened import Member, OpenedArchive
+from trtshim.compat.gates import requires
+from trtshim.fixes.patching import ScopedPatch
+
+BLOCK = 1 << 22
+THREADS = max(1, min(8, os.cpu_count() or 1))
+_local = threading.local()
+
+
+def served_here() -> bool:
+    """Whether this torch's archive reader loads raw tensor members through ``get_storage_from_record``."""
+    return bool(requires("torch>=2.13"))
+
+
+def tensor_members(archive: OpenedArchive) -> set[str]:
+    """The members this torch's loader reads as raw tensors: stored, under ``data/weights/`` or
+    ``data/constants/`` of the archive's top folder, and not a config or a pickle."""
+    if not served_here():
+        return set()
+    out = set()
+    for member in archive.places().values():
+        inner = member.name.split("/", 1)[-1]
+        if (
+            member.method == zipfile.ZIP_STORED
+            and member.stored >= integrity.BULK_BYTES
+            and inner.startswith(("data/weights/", "data/constants/"))
+            and not inner.endswith((".json", ".pt", ".pkl"))
+        ):
+            out.add(member.name)
+    return out
+
+
+class _Session:
+    """What one load may read itself: members by the name torch's reader uses (without the top folder)."""
+
+    def __init__(self, archive: OpenedArchive, check: integrity.Verification | None) -> None:
+        self.path = os.path.abspath(archive.path)
+        self.check = check
+        names = check.read_here() if check is not None else tensor_members(archive)
+        places = archive.places()
+        self.members: dict[str, Member] = {name.split("/", 1)[-1]: places[name] for name in names}
+        self.fd = archive.file.fileno()
+        self.served: list[str] = []
+
+    def serves(self, source: Any) -> bool:
+        return isinstance(source, str) and os.path.abspath(source) == self.path
+
+    def read(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor | None:
+        member = self.members.get(name)
+        if member is None:
+            return None
+        try:
+            tensor = torch.empty(numel, dtype=dtype)
+        except (RuntimeError, TypeError):  # a dtype torch allocates otherwise: its own reader does it
+            return None
+        if tensor.numel() * tensor.element_size() != member.stored:
+            return None
+        digest = _copy(self.fd, member, tensor, self.check.algorithm if self.check is not None else None)
+        if self.check is not None and digest is not None:
+            self.check.took(member.name, digest)  # resolved by check.finish()
+        self.served.append(member.name)
+        return tensor
+
+
+def _copy(fd: int, member: Member, tensor: torch.Tensor, algorithm: str | None) -> Future[str] | None:
+    """Copy the member's stored bytes into ``tensor`` (several threads, ``BLOCK`` at a time). Returns once
+    every byte is in place; the digest (``algorithm``) is taken in order by another thread as the pieces
+    arrive, and its future holds ``tensor`` alive until it is done."""
+    view = memoryview((ctypes.c_char * member.stored).from_address(tensor.data_ptr())).cast("B")
+    pool = workers.pool("read", THREADS)
+    pieces = [
+        pool.submit(_read_into, fd, view[start : start + BLOCK], member.offset + start)
+        for start in range(0, member.stored, BLOCK)
+    ]
+    digest = workers.pool("read-digest").submit(_digest, algorithm, pieces, view, tensor) if algorithm else None
+    try:
+        for piece in pieces:
+            piece.result()
+    finally:
+        if digest is None:
+            view.release()
+    return digest
+
+
+def _digest(algorithm: str, pieces: list[Future[None]], view: memoryview, owner: torch.Tensor) -> str:
+    """The digest of ``view`` (memory of ``owner``), each piece hashed as soon as it has been read."""
+    try:
+        digest = integrity.hasher(algorithm)
+        for index, piece in enumerate(pieces):
+            piece.result()
+            digest.update(view[index * BLOCK : (index + 1) * BLOCK])
+        return str(digest.hexdigest())
+    finally:
+        view.release()
+        del owner
+
+
+def _read_into(fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n == 0:
+            raise OSError(f"the file ended {len(view) - done} bytes early (it was truncated while loading)")
+        done += n
+
+
+class _Records:
+    """torch's ``PyTorchFileReader`` with ``get_storage_from_record`` served by the session where it can."""
+
+    def __init__(self, real: Any, session: _Session) -> None:
+        self._real = real
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def get_storage_from_record(self, name: str, numel: int, dtype: torch.dtype) -> Any:
+        tensor = self._session.read(name, numel, dtype)
+        return tensor if tensor is not None else self._real.get_storage_from_record(name, numel, dtype)
+
+
+def _reader_class(original: Any) -> Any:
+    class PT2ArchiveReader(original):
+        def __init__(self, archive_path_or_buffer: Any) -> None:
+            super().__init__(archive_path_or_buffer)
+            session: _Session | None = getattr(_local, "session", None)
+            if session is not None and session.serves(archive_path_or_buffer):
+                self.__dict__["archive_file"] = _Records(self.__dict__["archive_file"], session)
+
+    PT2ArchiveReader.__qualname__ = original.__qualname__
+    PT2ArchiveReader.__module__ = original.__module__
+    return PT2ArchiveReader
+
+
+_PATCH = ScopedPatch("torch.export.pt2_archive._package", "PT2ArchiveReader", _reader_class)
+
+
+@contextmanager
+def serving(archive: OpenedArchive, check: integrity.Verification | None) -> Iterator[_Session | None]:
+    """Within: torch's loads of ``archive.path`` on this thread get their raw tensors from trtshim."""
+    if not served_here() or not _PATCH.available():
+        yield None
+        return
+    session = _Session(archive, check)
+    if not session.members:
+        yield None
+        return
+    previous = getattr(_local, "session", None)
+    _local.session = session
+    try:
+        with _PATCH:
+            yield session
+    finally:
+        _local.session = previous
