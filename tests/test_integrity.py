@@ -142,26 +142,27 @@ def test_bulk_members_are_checked_before_the_program_is_handed_out(
         assert integrity._WORKER._proc is not None and integrity._WORKER._proc.poll() is None
 
 
-@pytest.mark.requires("torch>=2.13")
+@pytest.mark.requires("torch>=2.9")
 @pytest.mark.parametrize("reader", ["trtshim", "torch"])
 def test_tensor_bytes_read_for_torch_are_the_bytes_checked(
     artifacts, tmp_path: Path, monkeypatch, reader: str
 ) -> None:
-    """torch >= 2.13 reads raw tensor members one by one; trtshim reads them for it (several threads) and
+    """torch >= 2.9 reads raw tensor members one by one; trtshim reads them for it (several threads) and
     hashes the very bytes it hands over. A member it leaves to torch's own reader is hashed before the
     program is handed out. Either way a changed byte is refused and the values are torch's."""
     path, x, expected = artifacts["plain"]
     served: list[str] = []
-    real_read = tensor_reads._Session.read
+    real_read = tensor_reads._Session._read
 
-    def spy(self, name, numel, dtype):  # type: ignore[no-untyped-def]
-        if reader == "torch":
-            return None
-        out = real_read(self, name, numel, dtype)
-        served.extend([name] if out is not None else [])
-        return out
+    def spy(self, member, view, owner):  # type: ignore[no-untyped-def]
+        served.append(member.name)
+        return real_read(self, member, view, owner)
 
-    monkeypatch.setattr(tensor_reads._Session, "read", spy)
+    monkeypatch.setattr(tensor_reads._Session, "_read", spy)
+    monkeypatch.setattr(tensor_reads, "MIN_BYTES", 1 << 20)  # the fixture's weight is 1.5 MiB
+    if reader == "torch":  # trtshim declines every member: torch's own reader reads them
+        monkeypatch.setattr(tensor_reads._Session, "storage", lambda self, name, numel, dtype: None)
+        monkeypatch.setattr(tensor_reads._Session, "record", lambda self, name: None)
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), expected)
         assert torch.equal(compat.load(path, verify=False)(x), expected)
@@ -175,8 +176,26 @@ def test_tensor_bytes_read_for_torch_are_the_bytes_checked(
     assert not tensor_reads._PATCH.active
 
 
-@pytest.mark.requires("torch>=2.13")
-def test_only_the_loading_thread_gets_trtshims_reader(artifacts) -> None:
+@pytest.mark.requires("torch>=2.9")
+def test_a_weight_of_32_mib_or_more_is_read_by_trtshim_by_default(tmp_path: Path, monkeypatch) -> None:
+    model = torch.nn.Linear(4096, 2200, bias=False).eval()  # 34.4 MiB of float32
+    x = torch.randn(2, 4096)
+    path = compat.save(compat.compile(model, (x,), backend="export"), tmp_path / "large.pt2")
+    served: list[str] = []
+    real_read = tensor_reads._Session._read
+
+    def spy(self, member, view, owner):  # type: ignore[no-untyped-def]
+        served.append(member.name)
+        return real_read(self, member, view, owner)
+
+    monkeypatch.setattr(tensor_reads._Session, "_read", spy)
+    with torch.inference_mode():
+        assert torch.equal(compat.load(path)(x), model(x))
+    assert [n.rsplit("/", 1)[-1] for n in served] == ["weight_0"]
+
+
+@pytest.mark.requires("torch>=2.9")
+def test_only_the_loading_thread_gets_trtshims_reader(artifacts, monkeypatch) -> None:
     """The reader is torch's everywhere but in the thread that loads through trtshim, and again after."""
     import threading
 
@@ -186,6 +205,7 @@ def test_only_the_loading_thread_gets_trtshims_reader(artifacts) -> None:
 
     path, x, expected = artifacts["plain"]
     original = _package.PT2ArchiveReader
+    monkeypatch.setattr(tensor_reads, "MIN_BYTES", 1 << 20)
     with OpenedArchive(path) as archive, tensor_reads.serving(archive, None) as session:
         assert session is not None and _package.PT2ArchiveReader is not original
         elsewhere: list[Any] = []
@@ -361,11 +381,12 @@ def test_save_is_atomic_always_and_fsyncs_only_when_durable(artifacts, tmp_path:
     assert compat.load(tmp_path / "durable.pt2") is not None
 
 
-def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, monkeypatch) -> None:
-    """One pass: compat.load opens the artifact once for its checks (torch then opens it itself; on torch
-    < 2.13 the bulk digests, which run beside torch, open it once more), and each member's bytes are read
-    from it at most once: the manifest, the table, the digests and the pickle scan share them; the bulk
-    tensor bytes are hashed once, on torch >= 2.13 as trtshim reads them for torch."""
+@pytest.mark.parametrize("reader", ["trtshim", "helper"])
+def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, monkeypatch, reader: str) -> None:
+    """One pass: compat.load opens the artifact once for its checks (torch then opens it itself; where the
+    bulk digests run beside torch, they open it once more), and each member's bytes are read from it at
+    most once: the manifest, the table, the digests and the pickle scan share them; the bulk tensor bytes
+    are hashed once, by the helper or (torch >= 2.9, large members) as trtshim reads them for torch."""
     import builtins
     import io
     import os
@@ -401,11 +422,12 @@ def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, 
 
     real_copy = tensor_reads._copy
 
-    def spy_copy(fd, member, tensor, algorithm):  # type: ignore[no-untyped-def]
+    def spy_copy(fd, member, view, owner, algorithm):  # type: ignore[no-untyped-def]
         reads[member.name] += 1
-        return real_copy(fd, member, tensor, algorithm)
+        return real_copy(fd, member, view, owner, algorithm)
 
     monkeypatch.setattr(tensor_reads, "_copy", spy_copy)
+    monkeypatch.setattr(tensor_reads, "MIN_BYTES", 1 << 20 if reader == "trtshim" else 1 << 62)
     monkeypatch.setenv("TRTSHIM_HASH_WORKER", "0")  # the bulk digests in this process, where the spy sees them
     monkeypatch.setattr(builtins, "open", spy_open)
     monkeypatch.setattr(io, "open", spy_open)  # zipfile.ZipFile(path) opens through io.open
@@ -415,7 +437,7 @@ def test_load_opens_the_file_once_and_reads_each_member_at_most_once(artifacts, 
     monkeypatch.undo()
     # once for every check; where torch reads the tensors itself, once more by the bulk digests (a
     # process of their own where one can run)
-    bulk_opens = [] if tensor_reads.served_here() else ["integrity.py:_hash_ranges"]
+    bulk_opens = [] if reader == "trtshim" and tensor_reads.served_here() else ["integrity.py:_hash_ranges"]
     assert sorted(opens) == [*bulk_opens, "opened.py:__init__"], opens
     with zipfile.ZipFile(path) as zf:
         names = zf.namelist()

@@ -181,7 +181,30 @@ def _load_checked(
                 f"load it on torch {release_line(saved_torch)} or newer",
             ) from exc
         raise
+    backend = manifest.get("backend", "export") if manifest else "export"
+    if kind == "aoti":  # every digest has matched (finish, above): only now may its code run
+        _announce(path, manifest, caveat, chain)
+        return _load_package(path, program, env, fixes, manifest, device)
+    try:  # raw tensor bytes may still be being hashed: nothing here parses them
+        module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
+    except TrtShimError:
+        raise
+    except Exception as exc:  # a deserialized program missing what every exported program has
+        raise ArtifactError(
+            f"the program inside {path} is malformed: {type(exc).__name__}: {first_line(exc)}",
+            "torch's own ep.module() fails on it too; the file was edited or written by a broken exporter",
+        ) from exc
     finish()
+    _announce(path, manifest, caveat, chain)
+    if device is not None:
+        module.to(device)
+    return module
+
+
+def _announce(
+    path: str, manifest: dict[str, Any] | None, caveat: str | None, chain: list[migrations.Step]
+) -> None:
+    """What a successful load says: compatibility caveats, an in-memory migration."""
     if caveat:
         announce(caveat, ArtifactCompatibilityWarning)
     if chain:
@@ -192,21 +215,6 @@ def _load_checked(
             "file once",
             ArtifactUpgradeWarning,
         )
-    backend = manifest.get("backend", "export") if manifest else "export"
-    if kind == "aoti":  # every digest has matched (finish): only now may its code run
-        return _load_package(path, program, env, fixes, manifest, device)
-    try:
-        module = CompiledModule(program, backend=backend, environment=env, fixes=fixes, manifest=manifest)
-    except TrtShimError:
-        raise
-    except Exception as exc:  # a deserialized program missing what every exported program has
-        raise ArtifactError(
-            f"the program inside {path} is malformed: {type(exc).__name__}: {first_line(exc)}",
-            "torch's own ep.module() fails on it too; the file was edited or written by a broken exporter",
-        ) from exc
-    if device is not None:
-        module.to(device)
-    return module
 
 
 def _check_same_torch(path: str, manifest: dict[str, Any] | None) -> None:

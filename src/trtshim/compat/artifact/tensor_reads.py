@@ -1,17 +1,17 @@
 """Raw tensor members read for torch's loader by several threads, their digests taken as the bytes arrive.
 
-torch 2.13+ loads each raw tensor member of a torch.export archive with
-``PyTorchFileReader.get_storage_from_record`` (``torch.export.pt2_archive._package._build_file_map``): one
-thread copies the member from the file into a new tensor. While ``serving(archive, check)`` is open, a load
+torch 2.9+ loads each raw tensor member of a torch.export archive on its own
+(``torch.export.pt2_archive._package._build_file_map``: ``PyTorchFileReader.get_storage_from_record`` on
+2.13+, ``get_record`` before): one thread copies the member from the file into new memory. While ``serving(archive, check)`` is open, a load
 of that archive's path on this thread gets the same tensors from trtshim instead: ``THREADS`` threads copy
 the member in ``BLOCK`` pieces straight into the tensor torch would have allocated, and, when ``check``
 verifies, the member's digest is taken piece by piece in order right after each piece arrives (while it
 is still in the cache). So no second pass over the file runs beside torch, and the bytes hashed are the
 very bytes handed to torch.
 
-Only bulk members that ``check`` lists as ``read_here`` (or, without a check, stored members of at least
-``integrity.BULK_BYTES``) are served, and only where torch asks for exactly their length; anything else
-goes through torch's own reader, and ``check.finish()`` hashes what was not served. The hook is a
+Only members of at least ``MIN_BYTES`` that ``check`` lists as ``read_here`` (or, without a check, stored
+raw tensor members of that size) are served, and only where torch asks for exactly their length;
+anything else goes through torch's own reader, and ``check.finish()`` hashes what was not served. The hook is a
 ``ScopedPatch`` of ``PT2ArchiveReader``: other threads, other files and ``torch.load`` see torch's reader.
 """
 
@@ -35,13 +35,24 @@ from trtshim.compat.gates import requires
 from trtshim.fixes.patching import ScopedPatch
 
 BLOCK = 1 << 22
+#: members this large are read here; smaller ones are left to torch's reader and hashed by the helper
+#: beside it. glibc serves blocks under 32 MiB from memory it reuses, where torch's single copy runs at
+#: memory speed (50 MiB in ~3 ms measured) and the helper's hashing hides behind torch's own work; blocks
+#: of 32 MiB and more are always fresh pages, whose faults make torch's copy ~5x slower: several threads
+#: share those (500 MiB: load 0.77x of torch's with digests, against 1.00x hashed beside it).
+MIN_BYTES = 32 << 20
 THREADS = max(1, min(8, os.cpu_count() or 1))
 _local = threading.local()
 
 
 def served_here() -> bool:
-    """Whether this torch's archive reader loads raw tensor members through ``get_storage_from_record``."""
-    return bool(requires("torch>=2.13"))
+    """Whether this torch's archive loader reads raw tensor members one by one (``_build_file_map``:
+    through ``get_storage_from_record`` on torch 2.13+, ``get_record`` before)."""
+    if not requires("torch>=2.9"):  # earlier archives hold their weights as one torch.save blob
+        return False
+    from torch.export.pt2_archive import _package
+
+    return hasattr(_package, "_build_file_map")
 
 
 def tensor_members(archive: OpenedArchive) -> set[str]:
@@ -54,7 +65,7 @@ def tensor_members(archive: OpenedArchive) -> set[str]:
         inner = member.name.split("/", 1)[-1]
         if (
             member.method == zipfile.ZIP_STORED
-            and member.stored >= integrity.BULK_BYTES
+            and member.stored >= MIN_BYTES
             and inner.startswith(("data/weights/", "data/constants/"))
             and not inner.endswith((".json", ".pt", ".pkl"))
         ):
@@ -77,7 +88,8 @@ class _Session:
     def serves(self, source: Any) -> bool:
         return isinstance(source, str) and os.path.abspath(source) == self.path
 
-    def read(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor | None:
+    def storage(self, name: str, numel: int, dtype: torch.dtype) -> torch.Tensor | None:
+        """``get_storage_from_record``: a new tensor of ``numel`` ``dtype`` holding the member's bytes."""
         member = self.members.get(name)
         if member is None:
             return None
@@ -87,24 +99,36 @@ class _Session:
             return None
         if tensor.numel() * tensor.element_size() != member.stored:
             return None
-        digest = _copy(self.fd, member, tensor, self.check.algorithm if self.check is not None else None)
+        view = memoryview((ctypes.c_char * member.stored).from_address(tensor.data_ptr())).cast("B")
+        self._read(member, view, tensor)
+        return tensor
+
+    def record(self, name: str) -> bytearray | None:
+        """``get_record``: the member's bytes (torch 2.9-2.12 wrap them with ``torch.frombuffer``)."""
+        member = self.members.get(name)
+        if member is None:
+            return None
+        data = bytearray(member.stored)
+        self._read(member, memoryview(data), data)
+        return data
+
+    def _read(self, member: Member, view: memoryview, owner: Any) -> None:
+        digest = _copy(self.fd, member, view, owner, self.check.algorithm if self.check is not None else None)
         if self.check is not None and digest is not None:
             self.check.took(member.name, digest)  # resolved by check.finish()
         self.served.append(member.name)
-        return tensor
 
 
-def _copy(fd: int, member: Member, tensor: torch.Tensor, algorithm: str | None) -> Future[str] | None:
-    """Copy the member's stored bytes into ``tensor`` (several threads, ``BLOCK`` at a time). Returns once
-    every byte is in place; the digest (``algorithm``) is taken in order by another thread as the pieces
-    arrive, and its future holds ``tensor`` alive until it is done."""
-    view = memoryview((ctypes.c_char * member.stored).from_address(tensor.data_ptr())).cast("B")
+def _copy(fd: int, member: Member, view: memoryview, owner: Any, algorithm: str | None) -> Future[str] | None:
+    """Copy the member's stored bytes into ``view`` (memory of ``owner``; several threads, ``BLOCK`` at a
+    time). Returns once every byte is in place; the digest (``algorithm``) is taken in order by another
+    thread as the pieces arrive, and its future holds ``owner`` alive until it is done."""
     pool = workers.pool("read", THREADS)
     pieces = [
         pool.submit(_read_into, fd, view[start : start + BLOCK], member.offset + start)
         for start in range(0, member.stored, BLOCK)
     ]
-    digest = workers.pool("read-digest").submit(_digest, algorithm, pieces, view, tensor) if algorithm else None
+    digest = workers.pool("read-digest").submit(_digest, algorithm, pieces, view, owner) if algorithm else None
     try:
         for piece in pieces:
             piece.result()
@@ -114,7 +138,7 @@ def _copy(fd: int, member: Member, tensor: torch.Tensor, algorithm: str | None) 
     return digest
 
 
-def _digest(algorithm: str, pieces: list[Future[None]], view: memoryview, owner: torch.Tensor) -> str:
+def _digest(algorithm: str, pieces: list[Future[None]], view: memoryview, owner: Any) -> str:
     """The digest of ``view`` (memory of ``owner``), each piece hashed as soon as it has been read."""
     try:
         digest = integrity.hasher(algorithm)
@@ -137,7 +161,8 @@ def _read_into(fd: int, view: memoryview, offset: int) -> None:
 
 
 class _Records:
-    """torch's ``PyTorchFileReader`` with ``get_storage_from_record`` served by the session where it can."""
+    """torch's ``PyTorchFileReader`` with ``get_storage_from_record`` and ``get_record`` served by the
+    session where it can (its members; anything else goes to torch's reader)."""
 
     def __init__(self, real: Any, session: _Session) -> None:
         self._real = real
@@ -147,8 +172,12 @@ class _Records:
         return getattr(self._real, name)
 
     def get_storage_from_record(self, name: str, numel: int, dtype: torch.dtype) -> Any:
-        tensor = self._session.read(name, numel, dtype)
+        tensor = self._session.storage(name, numel, dtype)
         return tensor if tensor is not None else self._real.get_storage_from_record(name, numel, dtype)
+
+    def get_record(self, name: str) -> Any:
+        data = self._session.record(name)
+        return data if data is not None else self._real.get_record(name)
 
 
 def _reader_class(original: Any) -> Any:
