@@ -146,7 +146,7 @@ def main() -> None:
                 f"(rounds {load_spread}), "
                 f"no verify {load['noverify'] / load['torch']:.2f}x | fresh {f[0]:.3f} s: trtshim "
                 f"{fresh['trtshim'][0] / f[0]:.2f}x, peak RSS {f[1]:.0f} vs {fresh['trtshim'][1]:.0f} MiB "
-                f"(+{fresh['trtshim'][1] - f[1]:.0f}) | source {with_source / lean:.2f}x (base64 text: {as_text / lean:.2f}x)"
+                f"({fresh['trtshim'][1] - f[1]:+.0f}) | source {with_source / lean:.2f}x (base64 text: {as_text / lean:.2f}x)"
             )
             print(rows[-1], flush=True)
             for p in at.values():
