@@ -1,18 +1,19 @@
 """Raw tensor members read for torch's loader by several threads, their digests taken as the bytes arrive.
 
 torch 2.9+ loads each raw tensor member of a torch.export archive on its own
-(``torch.export.pt2_archive._package._build_file_map``: ``PyTorchFileReader.get_storage_from_record`` on
-2.13+, ``get_record`` before): one thread copies the member from the file into new memory. While ``serving(archive, check)`` is open, a load
-of that archive's path on this thread gets the same tensors from trtshim instead: ``THREADS`` threads copy
-the member in ``BLOCK`` pieces straight into the tensor torch would have allocated, and, when ``check``
-verifies, the member's digest is taken piece by piece in order right after each piece arrives (while it
-is still in the cache). So no second pass over the file runs beside torch, and the bytes hashed are the
-very bytes handed to torch.
+(``torch.export.pt2_archive._package._build_file_map``: ``PyTorchFileReader.get_storage_from_record``
+on 2.13+, ``get_record`` before): one thread copies the member from the file into new memory. While
+``serving(archive, check)`` is open, a load of that archive's path on this thread gets the same tensors
+from trtshim instead: ``THREADS`` threads copy the member in ``BLOCK`` pieces straight into the memory
+torch would have allocated, and, when ``check`` verifies, another thread takes the member's digest
+piece by piece, in order, as each piece arrives (while it is still in the cache). So no second pass
+over the file runs beside torch, and the bytes hashed are the very bytes handed to torch.
 
-Only members of at least ``MIN_BYTES`` (1 MiB, or 32 MiB on fewer than 4 cores) that ``check`` lists as ``read_here`` (or, without a check, stored
-raw tensor members of that size) are served, and only where torch asks for exactly their length;
-anything else goes through torch's own reader, and ``check.finish()`` hashes what was not served. The hook is a
-``ScopedPatch`` of ``PT2ArchiveReader``: other threads, other files and ``torch.load`` see torch's reader.
+Served: members of at least ``MIN_BYTES`` (1 MiB, or 32 MiB on fewer than 4 cores) that ``check``
+lists as ``read_here`` (without a check: the raw tensor members of that size), and only where torch
+asks for exactly their length. Anything else goes through torch's own reader, and ``check.finish()``
+hashes what was not served. The hook is a ``ScopedPatch`` of ``PT2ArchiveReader``: other threads,
+other files and ``torch.load`` see torch's reader.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ the bulk members (raw tensor bytes, >= 1 MiB) while torch deserializes. The load
 only once every digest matched.
 
 Bulk members that the loader reads for torch itself (``read_here``: ``compat/artifact/tensor_reads.py``,
-torch 2.9+, members of 32 MiB and more) are hashed by that reader from the bytes it hands over (``Verification.took``). The other
-bulk hashing runs in a helper process (this module's ``serve``) where one can be started (torch's storage reads hold the
-GIL, so a thread would wait for torch instead of running beside it); else, or while the helper is busy
-with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper off. Torch-free.
+torch 2.9+) are hashed by that reader from the bytes it hands over (``Verification.took``). The other
+bulk hashing runs in a helper process (this module's ``serve``) where one can be started (torch's
+storage reads hold the GIL, so a thread would wait for torch instead of running beside it); else, or
+while the helper is busy with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper off. Torch-free.
 """
 
 from __future__ import annotations
