@@ -142,6 +142,19 @@ def test_bulk_members_are_checked_before_the_program_is_handed_out(
         assert integrity._WORKER._proc is not None and integrity._WORKER._proc.poll() is None
 
 
+def served_by_trtshim(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The members trtshim's reader will read for torch, as it reads them."""
+    served: list[str] = []
+    real_read = tensor_reads._Session._read
+
+    def spy(self, member, view, owner):  # type: ignore[no-untyped-def]
+        served.append(member.name)
+        return real_read(self, member, view, owner)
+
+    monkeypatch.setattr(tensor_reads._Session, "_read", spy)
+    return served
+
+
 @pytest.mark.requires("torch>=2.9")
 @pytest.mark.parametrize("reader", ["trtshim", "torch"])
 def test_tensor_bytes_read_for_torch_are_the_bytes_checked(
@@ -151,14 +164,7 @@ def test_tensor_bytes_read_for_torch_are_the_bytes_checked(
     hashes the very bytes it hands over. A member it leaves to torch's own reader is hashed before the
     program is handed out. Either way a changed byte is refused and the values are torch's."""
     path, x, expected = artifacts["plain"]
-    served: list[str] = []
-    real_read = tensor_reads._Session._read
-
-    def spy(self, member, view, owner):  # type: ignore[no-untyped-def]
-        served.append(member.name)
-        return real_read(self, member, view, owner)
-
-    monkeypatch.setattr(tensor_reads._Session, "_read", spy)
+    served = served_by_trtshim(monkeypatch)
     monkeypatch.setattr(tensor_reads, "MIN_BYTES", 1 << 20)  # the fixture's weight is 1.5 MiB
     if reader == "torch":  # trtshim declines every member: torch's own reader reads them
         monkeypatch.setattr(tensor_reads._Session, "storage", lambda self, name, numel, dtype: None)
@@ -181,14 +187,7 @@ def test_a_weight_of_32_mib_or_more_is_read_by_trtshim_by_default(tmp_path: Path
     model = torch.nn.Linear(4096, 2200, bias=False).eval()  # 34.4 MiB of float32
     x = torch.randn(2, 4096)
     path = compat.save(compat.compile(model, (x,), backend="export"), tmp_path / "large.pt2")
-    served: list[str] = []
-    real_read = tensor_reads._Session._read
-
-    def spy(self, member, view, owner):  # type: ignore[no-untyped-def]
-        served.append(member.name)
-        return real_read(self, member, view, owner)
-
-    monkeypatch.setattr(tensor_reads._Session, "_read", spy)
+    served = served_by_trtshim(monkeypatch)
     with torch.inference_mode():
         assert torch.equal(compat.load(path)(x), model(x))
     assert [n.rsplit("/", 1)[-1] for n in served] == ["weight_0"]
