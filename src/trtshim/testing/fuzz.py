@@ -49,7 +49,7 @@ from trtshim.compat.gates import requires
 from trtshim.testing.rewrite import resealed
 
 BAD = ("escape", "wrong", "code ran", "hang", "crash")
-KINDS = ("export", "hybrid", "torchscript")
+KINDS = ("export", "hybrid", "wide", "torchscript")
 MUTATIONS = (
     "flip",
     "truncate",
@@ -88,6 +88,10 @@ def build_seeds(folder: Path) -> dict[str, dict[str, Any]]:
         xs = torch.randn(1, 3, 8, 8)
         compat.save(make_hybrid(model, engine, (xs,)), folder / "hybrid.pt2", example_inputs=(xs,))
         seeds["hybrid"] = {"path": str(folder / "hybrid.pt2"), "input": xs}
+    wide = torch.nn.Linear(768, 512).eval()  # a 1.5 MiB weight: a bulk member, read by trtshim's reader
+    xw = torch.randn(2, 768)
+    compat.save(compat.compile(wide, (xw,), backend="export"), folder / "wide.pt2")
+    seeds["wide"] = {"path": str(folder / "wide.pt2"), "input": xw}
     compat.save(torch.jit.trace(cnn, (x,)), folder / "script.pt")
     seeds["torchscript"] = {"path": str(folder / "script.pt"), "input": x}
     torch.save({k: v["input"] for k, v in seeds.items()}, folder / "inputs.pt")
@@ -303,6 +307,9 @@ def worker(folder: Path, start: int, stop: int, seed: int, results: Path, timeou
 
     import trtshim.testing.engine_standin  # noqa: F401  (registers the stand-in engine op and class)
     from trtshim import compat
+    from trtshim.compat.artifact import tensor_reads
+
+    tensor_reads.MIN_BYTES = 1 << 20  # the wide seed's weight goes through trtshim's reader on any machine
 
     warnings.simplefilter("ignore")
     inputs = torch.load(folder / "inputs.pt")
