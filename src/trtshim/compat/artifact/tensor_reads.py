@@ -61,7 +61,7 @@ _local = threading.local()
 def served_here() -> bool:
     """Whether this torch's archive loader reads raw tensor members one by one (``_build_file_map``:
     through ``get_storage_from_record`` on torch 2.13+, ``get_record`` before)."""
-    if not requires("torch>=2.9"):  # earlier archives hold their weights as one torch.save blob
+    if not hasattr(os, "preadv") or not requires("torch>=2.9"):  # earlier: weights are one torch.save blob
         return False
     from torch.export.pt2_archive import _package
 
