@@ -211,10 +211,8 @@ _PATCH = ScopedPatch("torch.export.pt2_archive._package", "PT2ArchiveReader", _r
 
 @contextmanager
 def serving(archive: OpenedArchive, check: integrity.Verification | None) -> Iterator[_Session | None]:
-    """Within: torch's loads of ``archive.path`` on this thread get their raw tensors from trtshim."""
-    if not served_here() or not _PATCH.available():
-        yield None
-        return
+    """Within: torch's loads of ``archive.path`` on this thread get their raw tensors from trtshim (none
+    where this torch does not read them one by one: ``tensor_members`` is then empty)."""
     session = _Session(archive, check)
     if not session.members:
         yield None

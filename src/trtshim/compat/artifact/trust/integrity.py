@@ -15,7 +15,8 @@ Bulk members that the loader reads for torch itself (``read_here``: ``compat/art
 torch 2.9+) are hashed by that reader from the bytes it hands over (``Verification.took``). The other
 bulk hashing runs in a helper process (this module's ``serve``) where one can be started (torch's
 storage reads hold the GIL, so a thread would wait for torch instead of running beside it); else, or
-while the helper is busy with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper off. Torch-free.
+while the helper is busy with another load, in a thread. ``$TRTSHIM_HASH_WORKER=0`` turns the helper
+off. Torch-free.
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ class Verification:
                 self._result[0] if self._result else RuntimeError("the digest thread ended without a result")
             )
             if isinstance(outcome, BaseException):
-                raise CorruptedArtifactError(f"{self.path} cannot be verified: {outcome}") from outcome
+                raise self._unverifiable(outcome) from outcome
             for (member, expected), digest in zip(self._bulk, outcome):
                 if digest != expected:
                     raise _changed(self.path, member.name, self.algorithm)
@@ -279,16 +280,19 @@ class Verification:
                 ranges = [(here[n][0].offset, here[n][0].stored) for n in unread]
                 self._taken.update(zip(unread, _checked_digests(self.path, self._stat, ranges, self.algorithm)))
             except OSError as exc:
-                raise CorruptedArtifactError(f"{self.path} cannot be verified: {exc}") from exc
+                raise self._unverifiable(exc) from exc
         for name, (_, expected) in here.items():
             taken = self._taken[name]
             if isinstance(taken, Future):
                 try:
                     taken = taken.result()
                 except OSError as exc:
-                    raise CorruptedArtifactError(f"{self.path} cannot be verified: {exc}") from exc
+                    raise self._unverifiable(exc) from exc
             if taken != expected:
                 raise _changed(self.path, name, self.algorithm)
+
+    def _unverifiable(self, cause: BaseException) -> CorruptedArtifactError:
+        return CorruptedArtifactError(f"{self.path} cannot be verified: {cause}")
 
     def _start(self) -> None:
         ranges = [(m.offset, m.stored) for m, _ in self._bulk]
